@@ -1,0 +1,210 @@
+"""The ``truepix`` command line.  Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import sys
+import time
+
+from truepix import __version__
+from truepix.errors import TruepixError
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not tear through the progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("truepix: %(message)s"))
+    root = logging.getLogger("truepix")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def _engine_options(args):
+    from truepix.engine.pipeline import EngineOptions
+
+    return EngineOptions(provider=args.provider, threads=args.threads, tile=args.tile)
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", default="auto", help="auto (GPU if any), cpu, cuda, directml, coreml")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = one per core)")
+    p.add_argument("--tile", type=int, default=512, help="tile side in input pixels (memory grows with it)")
+
+
+def cmd_process(args) -> int:
+    from tqdm import tqdm
+
+    from truepix.process import expand_inputs, process_file
+    from truepix.recipes import load_recipe
+
+    recipe = load_recipe(args.recipe, args.model).with_format(args.format)
+    options = _engine_options(args)
+    inputs = expand_inputs(args.paths)
+    if not inputs:
+        print("truepix: no input files", file=sys.stderr)
+        return 1
+    t0, results = time.perf_counter(), []
+    quiet = args.json or args.quiet
+    outer = tqdm(inputs, unit="file", desc="truepix", disable=quiet or len(inputs) < 2, position=0)
+    for path, problem in outer:
+        if problem:
+            from truepix.process import FileResult
+
+            res = FileResult(source=str(path), status="failed", error=f"{path}: {problem}; nothing written")
+        else:
+            bar = tqdm(total=100, unit="%", desc=path.name, leave=False, disable=quiet, position=1,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+            def progress(frac: float, bar=bar) -> None:
+                bar.n = round(frac * 100)
+                bar.refresh()
+
+            res = process_file(path, recipe, out_dir=args.out, overwrite=args.overwrite, force=args.force,
+                               options=options, progress=progress)
+            bar.close()
+        results.append(res)
+        if not args.json:
+            if res.status == "done":
+                f = res.fidelity
+                extra = (f" (colour shift {f['colour_shift_mean']:.2f} dE00, back-projection "
+                         f"{f['backprojection_psnr_db']:.1f} dB)") if f else ""
+                tqdm.write(f"truepix: {path.name} -> {res.output} {res.width}x{res.height} in "
+                           f"{res.seconds:.1f} s{extra}", file=sys.stderr)
+            else:
+                tqdm.write(f"truepix: {res.error}", file=sys.stderr)
+    outer.close()
+    done = sum(r.status == "done" for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    summary = (f"truepix: {done} enhanced, {failed} failed, {skipped} skipped "
+               f"in {time.perf_counter() - t0:.1f} s (recipe {recipe.name})")
+    if args.json:
+        json.dump({"recipe": recipe.name, "results": [r.as_dict() for r in results],
+                   "done": done, "failed": failed, "skipped": skipped}, sys.stdout, indent=2)
+        print()
+    print(summary, file=sys.stderr)
+    return 0 if failed == 0 else 1
+
+
+def cmd_models(args) -> int:
+    from truepix.engine import models
+
+    table = models.load_manifest()
+    providers, why = models.choose_providers(args.provider)
+    if args.json:
+        json.dump({"provider": providers[0], "why": why, "available": models.available_providers(),
+                   "models": [{"name": m.name, "version": m.version, "task": m.task, "scale": m.scale,
+                               "file": str(m.path), "sha256": m.sha256} for m in table.values()]},
+                  sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"execution provider: {providers[0]} ({why})")
+    for m in table.values():
+        try:
+            models.verify(m)
+            state = "ok"
+        except TruepixError as e:
+            state = f"BROKEN: {e}"
+        print(f"  {m.name:<22} v{m.version}  {m.task:<9} x{m.scale}  {m.path.name}  sha256 {state}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from truepix.evaluate.sr import evaluate_upscale, format_table
+
+    if args.task != "upscale":
+        print(f"truepix: eval --task {args.task} is not available yet (only upscale)", file=sys.stderr)
+        return 2
+    result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
+                              options=_engine_options(args), limit=args.limit)
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from truepix.evaluate.bench import format_table, run_bench
+
+    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=args.tile,
+                       threads=args.threads, provider=args.provider, repeat=args.repeat)
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="truepix", description="Neural darkroom: enhance photos, true to life.")
+    parser.add_argument("--version", action="version", version=f"truepix {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="enhance files, folders or globs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--recipe", help="built-in recipe name or a recipe .toml file (default: upscale)")
+    p.add_argument("--model", help="run just this model as a one-step recipe")
+    p.add_argument("--out", type=pathlib.Path, help="output folder (default: beside each original)")
+    p.add_argument("--format", choices=["tiff", "png", "jpeg"], help="output format (default: the recipe's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of adding -1, -2...")
+    p.add_argument("--force", action="store_true", help="enhance files truepix already enhanced")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("models", help="list installed models and the execution provider")
+    p.add_argument("--provider", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", help="measure quality on a test set, side by side with baselines")
+    p.add_argument("--task", required=True, choices=["upscale", "demosaic", "denoise", "lens"])
+    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--data", type=pathlib.Path, required=True, help="folder of ground-truth images")
+    p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all for the task)")
+    p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", type=pathlib.Path, metavar="FILE")
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="speed and peak memory per model, side by side with Pillow bicubic")
+    p.add_argument("--sizes", type=float, nargs="+", default=[12, 24], help="input megapixels (default 12 24)")
+    p.add_argument("--model", action="append", help="model to bench (repeatable; default: all shipped)")
+    p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
+    p.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
+    p.add_argument("--json", type=pathlib.Path, metavar="FILE")
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except TruepixError as e:
+        print(f"truepix: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("truepix: interrupted; outputs already written are complete, nothing partial was left", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The model manifest, ONNX Runtime sessions and execution-provider choice.
+
+``models/manifest.toml`` lists every shipped model as a ``[[models]]`` table::
+
+    [[models]]
+    name = "upscale-x2"      # what recipes and ``--model`` refer to
+    version = 1
+    task = "upscale"         # upscale | demosaic | denoise | lens
+    scale = 2                # output size / input size
+    file = "upscale-x2.onnx" # relative to the manifest
+    sha256 = "..."           # checked before a session is created
+    input = "rgb"            # rgb | bayer (+ noise map)
+    transfer = "srgb"        # values the network sees: "srgb" (gamma-encoded) or "linear"
+    receptive_radius = 8     # input pixels of context each output pixel depends on
+    ...                      # training recipe, metrics and the commands that measured them
+
+Sessions are cached per (file, provider, threads), so a daemon pays the load
+cost once.  Provider choice: CUDA, DirectML, CoreML when ONNX Runtime offers
+them, the CPU otherwise -- with one clear log line saying which and why.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import pathlib
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from truepix.errors import ModelError
+
+log = logging.getLogger("truepix.engine")
+
+# Preference order for "auto"; the CPU is always appended as the fallback.
+GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+
+
+def default_model_dir() -> pathlib.Path:
+    """``$TRUEPIX_MODELS`` if set, else the models installed with the package."""
+    env = os.environ.get("TRUEPIX_MODELS")
+    if env:
+        return pathlib.Path(env)
+    import truepix._models as shipped
+
+    return pathlib.Path(next(iter(shipped.__path__)))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One manifest row.  ``extra`` keeps every key this class does not name."""
+
+    name: str
+    version: int
+    task: str
+    scale: int
+    path: pathlib.Path
+    sha256: str
+    input: str = "rgb"
+    transfer: str = "srgb"
+    receptive_radius: int = 16
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        """``name@version``, as recorded in output metadata."""
+        return f"{self.name}@{self.version}"
+
+
+_REQUIRED = ("name", "task", "file", "sha256")
+
+
+def load_manifest(model_dir: pathlib.Path | None = None) -> dict[str, ModelInfo]:
+    """Read ``manifest.toml`` from ``model_dir``; rows keyed by model name."""
+    model_dir = model_dir or default_model_dir()
+    path = model_dir / "manifest.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model manifest not found (set TRUEPIX_MODELS or reinstall truepix)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ModelError(f"{path}: not valid TOML: {e}") from None
+    models: dict[str, ModelInfo] = {}
+    for i, row in enumerate(data.get("models", [])):
+        missing = [k for k in _REQUIRED if k not in row]
+        if missing:
+            raise ModelError(f"{path}: models[{i}] lacks {', '.join(missing)}")
+        known = {"name", "version", "task", "scale", "file", "sha256", "input", "transfer", "receptive_radius"}
+        models[row["name"]] = ModelInfo(
+            name=row["name"],
+            version=int(row.get("version", 1)),
+            task=row["task"],
+            scale=int(row.get("scale", 1)),
+            path=model_dir / row["file"],
+            sha256=row["sha256"],
+            input=row.get("input", "rgb"),
+            transfer=row.get("transfer", "srgb"),
+            receptive_radius=int(row.get("receptive_radius", 16)),
+            extra={k: v for k, v in row.items() if k not in known},
+        )
+    return models
+
+
+def get_model(name: str, model_dir: pathlib.Path | None = None) -> ModelInfo:
+    """The manifest row for ``name``, or a ModelError listing the known names."""
+    models = load_manifest(model_dir)
+    if name not in models:
+        raise ModelError(f"unknown model {name!r}; installed models: {', '.join(sorted(models)) or 'none'}")
+    return models[name]
+
+
+@functools.lru_cache(maxsize=None)
+def _verified(path: pathlib.Path, size: int, mtime_ns: int, sha256: str) -> bool:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == sha256
+
+
+def verify(model: ModelInfo) -> None:
+    """Raise ModelError unless the model file exists and matches its sha256."""
+    try:
+        st = model.path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"{model.name}: model file {model.path} is missing; reinstall truepix") from None
+    if not _verified(model.path, st.st_size, st.st_mtime_ns, model.sha256):
+        raise ModelError(
+            f"{model.name}: {model.path.name} does not match the sha256 in manifest.toml "
+            "(corrupt or replaced file); reinstall truepix"
+        )
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def choose_providers(preference: str = "auto") -> tuple[list[str], str]:
+    """Providers to ask ONNX Runtime for, best first, and a sentence saying why.
+
+    ``preference`` is "auto", "cpu", "cuda", "directml", "coreml" or a full
+    ONNX Runtime provider name.  The CPU provider is always the last fallback.
+    """
+    available = available_providers()
+    if preference == "auto":
+        gpus = [p for p in GPU_PROVIDERS if p in available]
+        if gpus:
+            return [gpus[0], "CPUExecutionProvider"], f"using {gpus[0]} (auto)"
+        return ["CPUExecutionProvider"], (
+            "using CPUExecutionProvider: no GPU execution provider in this onnxruntime "
+            f"(available: {', '.join(available)})"
+        )
+    wanted = PROVIDER_ALIASES.get(preference.lower(), preference)
+    if wanted == "CPUExecutionProvider":
+        return ["CPUExecutionProvider"], "using CPUExecutionProvider (configured)"
+    if wanted not in available:
+        return ["CPUExecutionProvider"], (
+            f"falling back to CPUExecutionProvider: {wanted} was asked for but this onnxruntime "
+            f"offers only {', '.join(available)}"
+        )
+    return [wanted, "CPUExecutionProvider"], f"using {wanted} (configured)"
+
+
+_sessions: dict[tuple, Any] = {}
+_sessions_lock = threading.Lock()
+_announced: set[str] = set()
+
+
+def session(model: ModelInfo, provider: str = "auto", threads: int = 0):
+    """A cached ``onnxruntime.InferenceSession`` for ``model``.
+
+    Args:
+        model: manifest row; its file is sha256-checked first.
+        provider: see ``choose_providers``.
+        threads: intra-op threads (0 = ONNX Runtime's default, one per core).
+    """
+    key = (model.path, model.sha256, provider, threads)
+    with _sessions_lock:
+        if key in _sessions:
+            return _sessions[key]
+        verify(model)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        providers, why = choose_providers(provider)
+        try:
+            sess = ort.InferenceSession(str(model.path), sess_options=opts, providers=providers)
+        except Exception as e:  # a GPU provider present but unusable (driver, CUDA libs)
+            if providers == ["CPUExecutionProvider"]:
+                raise ModelError(f"{model.name}: ONNX Runtime cannot load {model.path.name}: {e}") from None
+            why = f"falling back to CPUExecutionProvider: {providers[0]} failed to start ({e})"
+            sess = ort.InferenceSession(str(model.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        actual = sess.get_providers()[0]
+        if actual != providers[0] and "falling back" not in why:
+            why = f"falling back to {actual}: {providers[0]} could not run this model"
+        if why not in _announced:
+            _announced.add(why)
+            log.info("engine: %s", why)
+        _sessions[key] = sess
+        return sess

@@ -1,0 +1,121 @@
+"""Tile-by-tile inference, so memory follows the tile size, not the photo's.
+
+The image is cut into ``tile`` x ``tile`` cells whose neighbours overlap by
+``overlap`` pixels.  Each cell is run with ``pad`` extra pixels of context on
+every side (cut from the real image, so a cell at the image border sees the
+same zero padding as the whole image would), and only the cell itself is kept.
+With ``pad`` >= the network's receptive radius a cell's output is exactly what
+the whole-image run would give there; the overlaps are then blended with
+complementary linear ramps (they sum to one, so no weight image is needed)
+which hides any residual difference for networks whose reach exceeds ``pad``.
+
+Arrays are float32 (H, W, C); ``fn`` maps a (1, C, h, w) array to
+(1, C, h*scale, w*scale).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["run_tiled", "tile_starts"]
+
+
+@dataclass(frozen=True)
+class _Cell:
+    start: int
+    stop: int
+    ramp_in: int   # input pixels at the start blended with the previous cell
+    ramp_out: int  # input pixels at the end blended with the next cell
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of equal cells (at most ``tile`` long) covering ``[0, length)``.
+
+    Consecutive cells overlap by ``overlap`` pixels; the last one is clipped
+    at ``length``.  Cells are spread evenly rather than packed, so no pixel is
+    covered by more than two cells along an axis.
+    """
+    if length <= tile:
+        return [0]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    step = math.ceil((length - overlap) / n)
+    return [i * step for i in range(n)]
+
+
+def _cells(length: int, tile: int, overlap: int) -> list[_Cell]:
+    starts = tile_starts(length, tile, overlap)
+    size = tile if len(starts) == 1 else starts[1] + overlap
+    stops = [min(s + size, length) for s in starts]
+    cells = []
+    for i, (s, e) in enumerate(zip(starts, stops)):
+        ramp_in = stops[i - 1] - s if i > 0 else 0
+        ramp_out = e - starts[i + 1] if i + 1 < len(starts) else 0
+        cells.append(_Cell(s, e, ramp_in, ramp_out))
+    return cells
+
+
+def _weights(cell: _Cell, scale: int) -> np.ndarray:
+    """Per output pixel of the cell: 1 inside, linear ramps over the overlaps."""
+    w = np.ones((cell.stop - cell.start) * scale, np.float32)
+    if cell.ramp_in:
+        n = cell.ramp_in * scale
+        w[:n] = (np.arange(n, dtype=np.float32) + 0.5) / n
+    if cell.ramp_out:
+        n = cell.ramp_out * scale
+        w[-n:] *= 1.0 - (np.arange(n, dtype=np.float32) + 0.5) / n
+    return w
+
+
+def run_tiled(
+    fn: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    scale: int,
+    *,
+    tile: int = 512,
+    pad: int = 16,
+    overlap: int = 8,
+    out_channels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Apply ``fn`` to ``image`` cell by cell and blend the results.
+
+    Args:
+        fn: the network, (1, C, h, w) float32 -> (1, C', h*scale, w*scale).
+        image: float32 (H, W, C).
+        scale: output size / input size (an integer, 1 for same-size models).
+        tile: cell side in input pixels (memory grows with its square).
+        pad: context pixels added around each cell and thrown away after.
+        overlap: minimum overlap between neighbouring cells, blended.
+        out_channels: C' if it differs from C.
+        progress: called as ``progress(cells_done, cells_total)``.
+
+    Returns:
+        float32 (H*scale, W*scale, C').
+    """
+    if tile < 4 * overlap:
+        raise ValueError(f"tile ({tile}) must be at least four times the overlap ({overlap})")
+    h, w, c = image.shape
+    out = np.zeros((h * scale, w * scale, out_channels or c), np.float32)
+    rows, cols = _cells(h, tile, overlap), _cells(w, tile, overlap)
+    total, done = len(rows) * len(cols), 0
+    for ry in rows:
+        wy = _weights(ry, scale)
+        y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
+        for rx in cols:
+            wx = _weights(rx, scale)
+            x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
+            patch = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None])
+            result = fn(patch)[0].transpose(1, 2, 0)
+            # Keep the cell itself; the context margins are discarded.
+            oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
+            kept = result[oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
+            region = out[ry.start * scale:ry.stop * scale, rx.start * scale:rx.stop * scale]
+            region += kept * (wy[:, None, None] * wx[None, :, None])
+            done += 1
+            if progress:
+                progress(done, total)
+    return out

@@ -1,0 +1,1 @@
+"""Metrics and baselines used by ``truepix eval`` and ``truepix bench``."""

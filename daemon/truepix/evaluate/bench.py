@@ -1,0 +1,136 @@
+"""``truepix bench``: throughput and peak memory of each upscaler, side by side.
+
+Each case (method x input size) runs in a fresh child process, so its peak
+resident memory (``ru_maxrss``) is its own: the synthetic input image, the
+engine's buffers and ONNX Runtime's arena, all counted.  Throughput is output
+megapixels per second of the upscaling itself (the model path includes the
+sRGB conversion around the network, the tiling and the fidelity guard; file
+decoding and encoding are not timed).  Pillow's bicubic runs in the same
+command as the baseline, OpenCV dnn_superres peers too when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def synthetic_image(megapixels: float, seed: int = 0) -> np.ndarray:
+    """A 3:2 float32 RGB test image of about ``megapixels`` MP (smooth + noise)."""
+    w = int(round(math.sqrt(megapixels * 1e6 * 1.5)))
+    h = int(round(w / 1.5))
+    rng = np.random.default_rng(seed)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    img *= 0.2
+    img += np.linspace(0.1, 0.7, w, dtype=np.float32)[None, :, None]
+    return img
+
+
+def _case(method: str, megapixels: float, tile: int, threads: int, provider: str,
+          peer: str | None, repeat: int) -> dict:
+    img = synthetic_image(megapixels)
+    h, w = img.shape[:2]
+    if method == "pillow-bicubic":
+        from PIL import Image
+
+        im = Image.fromarray(np.round(img * 255).astype(np.uint8))
+        del img
+        run, scale = (lambda: im.resize((w * 2, h * 2), Image.BICUBIC)), 2
+    elif peer is not None:
+        from truepix.evaluate.baselines import opencv_peer
+
+        scale = int(peer.rsplit("_x", 1)[1].split(".")[0])
+        up = opencv_peer(pathlib.Path(peer), scale)
+        run = lambda: up(img)  # noqa: E731
+    else:
+        from truepix.engine import models
+        from truepix.engine.pipeline import EngineOptions, enhance
+        from truepix.recipes import Recipe, Step
+
+        info = models.get_model(method)
+        scale = info.scale
+        recipe = Recipe(method, (Step(method),))
+        options = EngineOptions(provider=provider, threads=threads, tile=tile)
+        run = lambda: enhance(img, None, recipe, options)  # noqa: E731
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = run()
+        best = min(best, time.perf_counter() - t0)
+        del out
+    out_mp = h * w * scale * scale / 1e6
+    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
+            "output_mp": round(out_mp, 2), "seconds": round(best, 3),
+            "mp_per_s": round(out_mp / best, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1) -> dict:
+    """Run every case in its own process; returns ``{"cases": [...], ...}``."""
+    from truepix.engine import models as engine_models
+    from truepix.evaluate.baselines import find_peers
+
+    methods: list[tuple[str, str | None]] = []
+    names = models or [m.name for m in engine_models.load_manifest().values() if m.task == "upscale"]
+    methods += [(n, None) for n in names]
+    methods.append(("pillow-bicubic", None))
+    if peer_dir is not None:
+        methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, 2).items()]
+    cases = []
+    for mp in sizes:
+        for method, peer in methods:
+            cmd = [sys.executable, "-m", "truepix.evaluate.bench", "--case", method, "--mp", str(mp),
+                   "--tile", str(tile), "--threads", str(threads), "--provider", provider,
+                   "--repeat", str(repeat)]
+            if peer:
+                cmd += ["--peer", peer]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                cases.append({"method": method, "input_mp": mp, "error": tail})
+            else:
+                cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"truepix bench: {method} @ {mp} MP done", file=sys.stderr, flush=True)
+    import onnxruntime
+
+    return {"cases": cases, "tile": tile, "threads": threads, "provider": provider,
+            "onnxruntime": onnxruntime.__version__, "cpu_count": __import__("os").cpu_count()}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"tile {result['tile']}, threads {result['threads'] or 'auto'}, provider {result['provider']}, "
+             f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs", "",
+             "| method | input | output MP | seconds | output MP/s | peak RSS (MB) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for c in result["cases"]:
+        if "error" in c:
+            lines.append(f"| {c['method']} | {c['input_mp']} MP | failed: {c['error']} | | | |")
+        else:
+            lines.append(f"| {c['method']} | {c['input']} ({c['input_mp']} MP) | {c['output_mp']} | "
+                         f"{c['seconds']:.2f} | {c['mp_per_s']:.2f} | {c['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="one bench case (used by truepix bench)")
+    p.add_argument("--case", required=True)
+    p.add_argument("--mp", type=float, required=True)
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--provider", default="auto")
+    p.add_argument("--peer")
+    p.add_argument("--repeat", type=int, default=1)
+    a = p.parse_args()
+    print(json.dumps(_case(a.case, a.mp, a.tile, a.threads, a.provider, a.peer, a.repeat)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""EXIF, IPTC and XMP from the source photo into truepix's output, plus truepix's own record.
+
+pyexiv2 (Exiv2) does the copying. What it copies verbatim is then corrected: the pixels are
+upright now (Orientation -> 1), have a new size (PixelX/YDimension), no longer match the old
+thumbnail, and must not inherit the source's file-structure or DNG tags. Losing the source's
+metadata is a warning, never a failed photo; failing to write truepix's own record is an error.
+
+The XMP record (namespace ``http://ns.truepix.org/1.0/``, prefix ``truepix``):
+Xmp.truepix.Enhanced = "True", .Version, .Recipe, .Models, .Source; Xmp.xmp.CreatorTool =
+"truepix <version>". ``read_truepix_flag`` reads it back so nothing is enhanced twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import pyexiv2
+
+from .. import __version__
+
+log = logging.getLogger(__name__)
+
+TRUEPIX_NS = "http://ns.truepix.org/1.0/"
+pyexiv2.registerNs(TRUEPIX_NS, "truepix")
+# Exiv2 logs to stdout, which would corrupt `truepix ... --json`; its errors also raise, and
+# those are what truepix reports.
+pyexiv2.set_log_level(4)
+
+# IFD0 tags that describe how the *source* file stores its pixels. In a TIFF destination Exiv2
+# keeps the destination's own values for these; anywhere else they are stale and are removed.
+_STRUCTURAL = frozenset(
+    "NewSubfileType SubfileType ImageWidth ImageLength BitsPerSample Compression "
+    "PhotometricInterpretation FillOrder StripOffsets SamplesPerPixel RowsPerStrip "
+    "StripByteCounts PlanarConfiguration Predictor TileWidth TileLength TileOffsets "
+    "TileByteCounts ExtraSamples SampleFormat JPEGTables JPEGInterchangeFormat "
+    "JPEGInterchangeFormatLength YCbCrCoefficients YCbCrSubSampling YCbCrPositioning "
+    "SubIFDs XMLPacket IPTCNAA InterColorProfile".split()
+)
+# Tags of a RAW/DNG source that would make readers treat our rendered output as raw data.
+_RAW_ONLY = frozenset(
+    "DNGVersion DNGBackwardVersion CFARepeatPatternDim CFAPattern CFAPlaneColor CFALayout "
+    "LinearizationTable BlackLevelRepeatDim BlackLevel BlackLevelDeltaH BlackLevelDeltaV "
+    "WhiteLevel DefaultScale DefaultCropOrigin DefaultCropSize ColorMatrix1 ColorMatrix2 "
+    "CameraCalibration1 CameraCalibration2 ReductionMatrix1 ReductionMatrix2 AnalogBalance "
+    "AsShotNeutral AsShotWhiteXY BaselineExposure BaselineNoise BaselineSharpness "
+    "BayerGreenSplit LinearResponseLimit ChromaBlurRadius AntiAliasStrength "
+    "ShadowScale DNGPrivateData MakerNoteSafety CalibrationIlluminant1 "
+    "CalibrationIlluminant2 BestQualityScale RawDataUniqueID OriginalRawFileName "
+    "OriginalRawFileData ActiveArea MaskedAreas AsShotICCProfile AsShotPreProfileMatrix "
+    "CurrentICCProfile CurrentPreProfileMatrix ForwardMatrix1 ForwardMatrix2 OpcodeList1 "
+    "OpcodeList2 OpcodeList3 NoiseProfile DefaultUserCrop ProfileName "
+    "ProfileHueSatMapDims ProfileHueSatMapData1 ProfileHueSatMapData2 ProfileToneCurve "
+    "ProfileEmbedPolicy ProfileCopyright ProfileLookTableDims ProfileLookTableData "
+    "BaselineExposureOffset DefaultBlackRender NewRawImageDigest RawImageDigest "
+    "OriginalRawFileDigest RawToPreviewGain CacheVersion CameraCalibrationSignature "
+    "ProfileCalibrationSignature PreviewApplicationName PreviewApplicationVersion "
+    "PreviewSettingsName PreviewSettingsDigest PreviewColorSpace PreviewDateTime "
+    "OriginalDefaultFinalSize OriginalBestQualityFinalSize OriginalDefaultCropSize".split()
+)
+# Whole groups that describe the source's other images (thumbnail, previews, raw IFDs).
+_SUB_IMAGE_GROUPS = ("Exif.Thumbnail.", "Exif.SubImage", "Exif.Image2.", "Exif.Image3.",
+                     "Exif.Image4.", "Exif.Image5.", "Exif.SubThumb")
+_XMP_STALE = ("Xmp.tiff.BitsPerSample", "Xmp.tiff.Compression", "Xmp.tiff.SamplesPerPixel",
+              "Xmp.tiff.PhotometricInterpretation", "Xmp.tiff.PlanarConfiguration")
+
+
+def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = None) -> None:
+    """Copy EXIF/IPTC/XMP from ``src`` (any file Exiv2 reads, RAWs included; None = nothing
+    to copy) into ``dst`` in place, fix what the enhancement made stale, add the truepix record.
+
+    width, height: the output's pixel size. xmp_info: {"recipe", "models", "source"}, strings
+    (models may be a list). ICC is not touched: the encoder embedded it already.
+    """
+    if src is not None:
+        try:
+            _copy(src, dst, via_png=_is_tiff(dst) and _is_tiff(src))
+        except Exception as err:  # Exiv2 raises RuntimeError for most read/encode problems
+            log.warning("%s: metadata not copied from %s (%s); the image is written without it",
+                        os.path.basename(dst), os.path.basename(src), err)
+    dst_is_tiff = _is_tiff(dst)
+    img = pyexiv2.Image(os.fspath(dst))
+    try:
+        _fix_exif(img, width, height, dst_is_tiff)
+        _fix_xmp(img, width, height, src, xmp_info or {})
+    finally:
+        img.close()
+
+
+def _copy(src, dst, via_png: bool) -> None:
+    source = pyexiv2.Image(os.fspath(src))
+    try:
+        if via_png:
+            # Into a TIFF, Exiv2 copies a TIFF-based source's SubIFDs (RAW previews, the DNG
+            # raw IFD) with their pixel data and will not delete them afterwards. A hop through
+            # an in-memory PNG keeps IFD0, Exif, GPS, makernotes, IPTC and XMP, and no SubIFDs.
+            hop = pyexiv2.ImageData(_tiny_png())
+            _copy_all(source, hop)
+            source.close()
+            source = hop
+        target = pyexiv2.Image(os.fspath(dst))
+        try:
+            _copy_all(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _copy_all(source, target) -> None:
+    # comment=False: Exiv2 cannot write comments into TIFF; icc=False: a source without ICC
+    # makes the copy fail, and the encoder has embedded the right profile already.
+    source.copy_to_another_image(target, exif=True, iptc=True, xmp=True,
+                                 comment=False, icc=False, thumbnail=False)
+
+
+@functools.cache
+def _tiny_png() -> bytes:
+    import imagecodecs
+    import numpy as np
+
+    return imagecodecs.png_encode(np.zeros((1, 1), np.uint8))
+
+
+def _fix_exif(img: pyexiv2.Image, width: int, height: int, dst_is_tiff: bool) -> None:
+    exif = img.read_exif()
+    changes: dict[str, str | None] = {}
+    for key, value in exif.items():
+        tag = key.rsplit(".", 1)[-1]
+        if key.startswith(_SUB_IMAGE_GROUPS):
+            changes[key] = None
+        elif key.startswith("Exif.Image."):
+            if tag in _RAW_ONLY or (tag in _STRUCTURAL and not dst_is_tiff):
+                changes[key] = None
+            elif tag == "ImageDescription" and str(value).startswith('{"shape"'):
+                changes[key] = None  # tifffile's own JSON note about the source's array
+    if "Exif.Image.Orientation" in exif:
+        changes["Exif.Image.Orientation"] = "1"  # the pixels were turned upright on reading
+    if any(k.startswith("Exif.Photo.") for k in exif):
+        changes["Exif.Photo.PixelXDimension"] = str(width)
+        changes["Exif.Photo.PixelYDimension"] = str(height)
+    if changes:
+        img.modify_exif(changes)
+    if any(k.startswith("Exif.Thumbnail.") for k in exif):
+        img.clear_thumbnail()
+
+
+def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict) -> None:
+    xmp = img.read_xmp()
+    changes: dict[str, str | None] = {k: None for k in _XMP_STALE if k in xmp}
+    if "Xmp.tiff.Orientation" in xmp:
+        changes["Xmp.tiff.Orientation"] = "1"
+    for key, value in (("Xmp.exif.PixelXDimension", width), ("Xmp.exif.PixelYDimension", height),
+                       ("Xmp.tiff.ImageWidth", width), ("Xmp.tiff.ImageLength", height)):
+        if key in xmp:
+            changes[key] = str(value)
+    models = info.get("models", "")
+    if isinstance(models, (list, tuple)):
+        models = ", ".join(map(str, models))
+    source = info.get("source") or (os.path.basename(src) if src is not None else "")
+    changes.update({
+        "Xmp.xmp.CreatorTool": f"truepix {__version__}",
+        "Xmp.truepix.Enhanced": "True",
+        "Xmp.truepix.Version": __version__,
+        "Xmp.truepix.Recipe": str(info.get("recipe", "")),
+        "Xmp.truepix.Models": str(models),
+        "Xmp.truepix.Source": str(source),
+    })
+    img.modify_xmp(changes)
+
+
+def _is_tiff(path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def read_truepix_flag(path) -> bool:
+    """True when ``path`` carries truepix's XMP record (it is already an enhanced output).
+
+    A file whose metadata cannot be read counts as not enhanced.
+    """
+    try:
+        img = pyexiv2.Image(os.fspath(path))
+        try:
+            xmp = img.read_xmp()
+        finally:
+            img.close()
+    except Exception:
+        return False
+    return str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() == "true"

@@ -1,0 +1,133 @@
+"""``truepix process``: files in, enhanced files beside them (or in ``--out``).
+
+One file at a time: decode, enhance (engine), encode + metadata (io).  Every
+failure becomes a ``FileResult`` with a one-line reason; the original is never
+touched and nothing is left behind for a file that failed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from truepix import __version__
+from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.errors import TruepixError
+from truepix.io import SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, unique_path, write_image
+from truepix.recipes import Recipe
+
+
+@dataclass
+class FileResult:
+    source: str
+    status: str  # "done" | "failed" | "skipped"
+    output: str | None = None
+    error: str | None = None
+    models: list[str] = field(default_factory=list)
+    fidelity: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    width: int | None = None
+    height: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def expand_inputs(args: Iterable[str]) -> list[tuple[pathlib.Path, str | None]]:
+    """Files, folders (their images, not recursive) and globs -> paths.
+
+    Returns (path, problem) pairs; ``problem`` is set for an argument that
+    names nothing, so it is reported as a failed input rather than dropped.
+    """
+    found: list[tuple[pathlib.Path, str | None]] = []
+    for arg in args:
+        p = pathlib.Path(arg)
+        if p.is_dir():
+            kids = sorted(k for k in p.iterdir() if k.is_file() and k.suffix.lower() in SUPPORTED_SUFFIXES
+                          and not k.name.startswith("."))
+            found += [(k, None) for k in kids]
+        elif p.exists() or os.path.lexists(p):
+            found.append((p, None))
+        elif glob.has_magic(arg):
+            matches = sorted(pathlib.Path(m) for m in glob.glob(arg, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if files:
+                found += [(m, None) for m in files]
+            else:
+                found.append((p, "no file matches this pattern"))
+        else:
+            found.append((p, "no such file or directory"))
+    return found
+
+
+def output_path(source: pathlib.Path, recipe: Recipe, out_dir: pathlib.Path | None, overwrite: bool) -> pathlib.Path:
+    """``<stem><suffix>.<ext>`` beside the source or in ``out_dir``; unique unless ``overwrite``."""
+    folder = out_dir if out_dir is not None else source.parent
+    dest = folder / f"{source.stem}{recipe.suffix}{recipe.extension}"
+    return dest if overwrite else unique_path(dest)
+
+
+def process_file(
+    source: pathlib.Path,
+    recipe: Recipe,
+    *,
+    out_dir: pathlib.Path | None = None,
+    overwrite: bool = False,
+    force: bool = False,
+    options: EngineOptions = EngineOptions(),
+    progress: Callable[[float], None] | None = None,
+) -> FileResult:
+    """Enhance one file.  Never raises for a bad file: the result says why."""
+    t0 = time.perf_counter()
+    result = FileResult(source=str(source), status="failed")
+    try:
+        if not force and read_truepix_flag(source):
+            result.status = "skipped"
+            result.error = (f"{source.name}: already enhanced by truepix (XMP truepix:Enhanced); "
+                            "not enhancing twice (use --force to do it anyway)")
+            return result
+        decoded = read_image(source)
+        enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
+        del decoded.pixels
+        if out_dir is not None:
+            _ensure_folder(out_dir)
+        dest = output_path(source, recipe, out_dir, overwrite)
+        icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
+        written = write_image(
+            dest, enhanced.pixels, alpha=enhanced.alpha, fmt=recipe.format, icc=icc,
+            metadata_source=source, overwrite=overwrite,
+            xmp_info={"recipe": recipe.name, "models": ", ".join(enhanced.models), "source": source.name},
+        )
+        result.status, result.output = "done", str(written)
+        result.models, result.fidelity = enhanced.models, enhanced.fidelity
+        result.height, result.width = enhanced.pixels.shape[:2]
+    except TruepixError as e:
+        result.error = f"{e}; original untouched, nothing written"
+    except MemoryError:
+        result.error = f"{source.name}: out of memory (try a smaller [engine] tile); original untouched, nothing written"
+    except OSError as e:
+        result.error = f"{source.name}: {e.strerror or e}; original untouched, nothing written"
+    finally:
+        result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _ensure_folder(folder: pathlib.Path) -> None:
+    from truepix.errors import ImageWriteError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageWriteError(folder, "the output folder is an existing file, not a folder") from None
+    except OSError as e:
+        raise ImageWriteError(folder, f"cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ImageWriteError(folder, "the output folder is not writable")
+
+
+def version_line() -> str:
+    return f"truepix {__version__}"

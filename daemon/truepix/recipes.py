@@ -1,0 +1,112 @@
+"""Recipes: what truepix does to a photo, as ordered steps plus an output spec.
+
+A recipe file (TOML) looks like::
+
+    name = "upscale-jpeg"
+    steps = [ { model = "upscale-x2" } ]
+    format = "jpeg"          # tiff | png | jpeg
+    suffix = "-truepix"      # output = <stem><suffix>.<ext>
+    guard = true             # fidelity guard: re-anchor colour and brightness
+
+Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from truepix.errors import RecipeError
+
+FORMATS = ("tiff", "png", "jpeg")
+EXTENSIONS = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One model applied to the image, with its parameters."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    steps: tuple[Step, ...]
+    format: str = "tiff"
+    suffix: str = "-truepix"
+    guard: bool = True
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+    def with_format(self, fmt: str | None) -> "Recipe":
+        """The same recipe writing ``fmt`` instead (None keeps it)."""
+        if fmt is None:
+            return self
+        _check_format(fmt, "--format")
+        return Recipe(self.name, self.steps, fmt, self.suffix, self.guard)
+
+
+BUILTIN: dict[str, Recipe] = {
+    "upscale": Recipe("upscale", (Step("upscale-x2"),)),
+}
+DEFAULT_RECIPE = "upscale"
+
+
+def _check_format(fmt: Any, where: str) -> None:
+    if fmt not in FORMATS:
+        raise RecipeError(f"{where}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
+    """Build a recipe from parsed TOML; ``where`` names the source in errors."""
+    known = {"name", "steps", "format", "suffix", "guard"}
+    unknown = set(data) - known
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    steps_raw = data.get("steps")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise RecipeError(f"{where}: 'steps' must be a non-empty list of {{ model = \"NAME\" }} tables")
+    steps = []
+    for i, s in enumerate(steps_raw):
+        if not isinstance(s, dict) or not isinstance(s.get("model"), str):
+            raise RecipeError(f"{where}: steps[{i}] must be a table with a 'model' name")
+        steps.append(Step(s["model"], {k: v for k, v in s.items() if k != "model"}))
+    fmt = data.get("format", "tiff")
+    _check_format(fmt, f"{where}: format")
+    suffix = data.get("suffix", "-truepix")
+    if not isinstance(suffix, str) or "/" in suffix or "\\" in suffix:
+        raise RecipeError(f"{where}: suffix must be a plain string without path separators")
+    guard = data.get("guard", True)
+    if not isinstance(guard, bool):
+        raise RecipeError(f"{where}: guard must be true or false")
+    return Recipe(str(data.get("name", name)), tuple(steps), fmt, suffix, guard)
+
+
+def load_recipe(spec: str | None = None, model: str | None = None) -> Recipe:
+    """The recipe named ``spec`` (built-in name or TOML file path).
+
+    ``model`` instead makes a one-step recipe running just that model.
+    """
+    if model is not None:
+        return Recipe(model, (Step(model),))
+    spec = spec or DEFAULT_RECIPE
+    if spec in BUILTIN:
+        return BUILTIN[spec]
+    path = pathlib.Path(spec)
+    if path.suffix.lower() != ".toml" and not path.exists():
+        raise RecipeError(f"unknown recipe {spec!r}; built-in recipes: {', '.join(BUILTIN)}, or give a .toml file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read recipe file: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    return from_mapping(path.stem, data, str(path))

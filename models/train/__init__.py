@@ -1,0 +1,1 @@
+"""Training code for truepix's models (needs the ``train`` extra: torch, onnx)."""

@@ -1,0 +1,102 @@
+"""Training pairs for the upscalers.
+
+For now the degradation is the classic SR protocol: the teacher is the
+original image, the student is its MATLAB-compatible bicubic antialiased
+downscale (``truepix.resize.imresize``).  Pairs are built once per image and
+per scale-jitter factor (whole-image resizing, so patch borders see the same
+kernel support as a real photo), kept in memory as float32, and random aligned
+patches are cut from them with flips and 90-degree rotations.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from truepix.resize import imresize
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def list_images(roots: list[pathlib.Path]) -> list[pathlib.Path]:
+    """All image files under ``roots`` (recursively), sorted for reproducibility."""
+    files: list[pathlib.Path] = []
+    for root in roots:
+        files += [p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return files
+
+
+def load_rgb(path: pathlib.Path) -> np.ndarray:
+    """8-bit image file -> float32 RGB (H, W, 3) in [0, 1]."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def quantise8(x: np.ndarray) -> np.ndarray:
+    """Round to 8-bit levels like a saved PNG (the eval protocol's LR is 8-bit)."""
+    return np.round(np.clip(x, 0, 1) * 255.0) / 255.0
+
+
+@dataclass
+class Pair:
+    hr: np.ndarray  # (H*s, W*s, 3) float32
+    lr: np.ndarray  # (H, W, 3) float32
+
+
+def make_pairs(paths: list[pathlib.Path], scale: int, jitter: tuple[float, ...] = (1.0,)) -> list[Pair]:
+    """Bicubic pairs for each image and each down-scale jitter factor."""
+    pairs = []
+    for path in paths:
+        img = load_rgb(path)
+        for f in jitter:
+            hr = img if f == 1.0 else quantise8(imresize(img, f))
+            h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+            hr = np.ascontiguousarray(hr[:h, :w])
+            lr = quantise8(imresize(hr, 1.0 / scale)).astype(np.float32)
+            pairs.append(Pair(hr=hr.astype(np.float32), lr=lr))
+    return pairs
+
+
+class PatchSampler:
+    """Random aligned (lr, hr) patches with the 8 dihedral augmentations.
+
+    Args:
+        pairs: from ``make_pairs``.
+        scale: upscaling factor.
+        lr_patch: LR patch side in pixels (HR side is ``lr_patch * scale``).
+        seed: RNG seed.
+    """
+
+    def __init__(self, pairs: list[Pair], scale: int, lr_patch: int, seed: int = 0):
+        self.pairs = [p for p in pairs if min(p.lr.shape[:2]) >= lr_patch]
+        self.scale, self.lr_patch = scale, lr_patch
+        self.rng = np.random.default_rng(seed)
+        # Sample images in proportion to their area so every pixel is equally likely.
+        areas = np.array([p.lr.shape[0] * p.lr.shape[1] for p in self.pairs], dtype=np.float64)
+        self.prob = areas / areas.sum()
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (lr, hr) as float32 NCHW arrays."""
+        s, p = self.scale, self.lr_patch
+        lrs = np.empty((size, 3, p, p), np.float32)
+        hrs = np.empty((size, 3, p * s, p * s), np.float32)
+        for i, k in enumerate(self.rng.choice(len(self.pairs), size=size, p=self.prob)):
+            pair = self.pairs[k]
+            y = int(self.rng.integers(0, pair.lr.shape[0] - p + 1))
+            x = int(self.rng.integers(0, pair.lr.shape[1] - p + 1))
+            lr = pair.lr[y:y + p, x:x + p]
+            hr = pair.hr[y * s:(y + p) * s, x * s:(x + p) * s]
+            t = int(self.rng.integers(0, 8))
+            lr, hr = _dihedral(lr, t), _dihedral(hr, t)
+            lrs[i] = lr.transpose(2, 0, 1)
+            hrs[i] = hr.transpose(2, 0, 1)
+        return lrs, hrs
+
+
+def _dihedral(a: np.ndarray, t: int) -> np.ndarray:
+    if t & 4:
+        a = a[:, ::-1]
+    return np.rot90(a, t & 3)

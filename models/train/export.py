@@ -1,0 +1,175 @@
+"""Export a trained checkpoint to ONNX and write its row in ``models/manifest.toml``.
+
+    python -m models.train.export --name upscale-x2 --checkpoint runs/upscale-x2/best.pt \
+        --eval ../shared/data/sr/Set5 ../shared/data/sr/Set14 ../shared/data/sr/BSD100
+
+The ONNX graph takes ``input`` (1, 3, H, W) float32 and returns ``output``
+(1, 3, H*s, W*s) with H and W dynamic.  The export is checked against PyTorch
+through ONNX Runtime, then the metrics are measured with the installed engine
+(``truepix eval``'s own code) and written, with the command, into the row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import hashlib
+import pathlib
+import sys
+import tomllib
+
+import numpy as np
+import torch
+
+from models.train import archs
+
+MODELS_DIR = pathlib.Path(__file__).resolve().parents[1]
+
+
+def receptive_radius(model: torch.nn.Module) -> int:
+    """Input pixels of context per side: the sum of (k - 1) / 2 over the convolutions."""
+    return sum((m.kernel_size[0] - 1) // 2 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def export_onnx(model: torch.nn.Module, path: pathlib.Path, opset: int = 17) -> None:
+    model.eval()
+    dummy = torch.rand(1, 3, 64, 48)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        model, (dummy,), str(tmp), input_names=["input"], output_names=["output"], opset_version=opset,
+        dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "out_height", 3: "out_width"}},
+        dynamo=False,
+    )
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(tmp)))
+    tmp.replace(path)
+
+
+def check_against_torch(model: torch.nn.Module, path: pathlib.Path) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime on an odd-sized input."""
+    import onnxruntime as ort
+
+    x = torch.rand(1, 3, 77, 53)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy()})[0]
+    return float(np.abs(ref - got).max())
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
+
+
+def row_to_toml(row: dict) -> str:
+    """One ``[[models]]`` table; nested dicts become sub-tables (two levels)."""
+    lines = ["[[models]]"]
+    subs = []
+    for k, v in row.items():
+        if isinstance(v, dict):
+            subs.append((k, v))
+        else:
+            lines.append(f"{k} = {toml_value(v)}")
+    for k, v in subs:
+        lines.append(f"\n[models.{k}]")
+        deeper = []
+        for k2, v2 in v.items():
+            if isinstance(v2, dict):
+                deeper.append((k2, v2))
+            else:
+                lines.append(f"{k2} = {toml_value(v2)}")
+        for k2, v2 in deeper:
+            lines.append(f"\n[models.{k}.{k2}]")
+            lines += [f"{k3} = {toml_value(v3)}" for k3, v3 in v2.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(rows: list[dict], path: pathlib.Path) -> None:
+    head = ("# Shipped models: one [[models]] table each, written by models/train/export.py.\n"
+            "# sha256 is checked before a model is loaded; metrics were measured by the command beside them.\n")
+    text = head + "\n" + "\n".join(row_to_toml(r) for r in rows)
+    tomllib.loads(text)  # never write a manifest we cannot read back
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True)
+    p.add_argument("--checkpoint", type=pathlib.Path, required=True)
+    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--task", default="upscale")
+    p.add_argument("--degradation", default="bicubic (MATLAB imresize, antialiased)")
+    p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure")
+    p.add_argument("--training-command", default="", help="the command that trained the checkpoint")
+    args = p.parse_args(argv)
+
+    state = torch.load(args.checkpoint, map_location="cpu")
+    model = archs.build(state["arch"], **state["arch_kwargs"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    onnx_path = MODELS_DIR / f"{args.name}.onnx"
+    export_onnx(model, onnx_path)
+    diff = check_against_torch(model, onnx_path)
+    if diff > 1e-4:
+        sys.exit(f"export: ONNX Runtime differs from PyTorch by {diff:.2e}")
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    cfg = state["config"]
+    scale = state["arch_kwargs"]["scale"]
+    row = {
+        "name": args.name, "version": args.version, "task": args.task, "scale": scale,
+        "file": onnx_path.name, "sha256": sha, "input": "rgb", "transfer": "srgb",
+        "receptive_radius": receptive_radius(model), "opset": 17,
+        "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
+        "exported": datetime.date.today().isoformat(),
+        "training": {
+            "command": args.training_command or f"python -m models.train.train --name {cfg['name']} ...",
+            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]], "degradation": args.degradation, "iterations": state["iter"],
+            "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": "L1 (RGB)",
+            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
+            "held_out_val_psnr_y": round(state["val_psnr_y"], 3),
+            "arch_kwargs": {k: v for k, v in state["arch_kwargs"].items()},
+        },
+    }
+    if args.eval:
+        from truepix.engine.models import load_manifest  # noqa: F401  (engine must see the new row)
+        from truepix.evaluate.sr import evaluate_upscale
+
+        manifest = MODELS_DIR / "manifest.toml"
+        rows = _rows(manifest)
+        write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
+        metrics = {}
+        for data in args.eval:
+            res = evaluate_upscale(data, scale, models=[args.name])
+            r, b = res["results"][args.name], res["results"]["bicubic"]
+            metrics[data.name] = {"psnr_y": r["psnr"], "ssim_y": r["ssim"], "bicubic_psnr_y": b["psnr"],
+                                  "bicubic_ssim_y": b["ssim"]}
+            print(f"{data.name}: PSNR-Y {r['psnr']:.2f} dB (bicubic {b['psnr']:.2f}), SSIM-Y {r['ssim']:.4f}")
+        row["metrics"] = {"command": f"truepix eval --task upscale --scale {scale} --data DIR --model {args.name}",
+                          **metrics}
+    manifest = MODELS_DIR / "manifest.toml"
+    rows = _rows(manifest)
+    write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
+    print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
+    return 0
+
+
+def _rows(manifest: pathlib.Path) -> list[dict]:
+    if not manifest.exists():
+        return []
+    return tomllib.loads(manifest.read_text()).get("models", [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Train an upscaler on CPU: resumable, checkpointed, cosine-decayed Adam.
+
+Example (the shipped ``upscale-x2``)::
+
+    python -m models.train.train --name upscale-x2 --scale 2 --iters 16000 \
+        --data ../shared/data/train/T91 ../shared/data/train/BSD200 --threads 2
+
+Checkpoints go to ``runs/<name>/last.pt`` every ``--ckpt-every`` iterations;
+re-running the same command resumes from there.  ``runs/<name>/log.tsv`` has
+the loss and the validation PSNR-Y over time; ``best.pt`` keeps the weights
+with the best validation PSNR-Y.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+
+from models.train import archs
+from models.train.data import PatchSampler, list_images, make_pairs
+from truepix.evaluate.metrics import sr_scores
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="run name; output in runs/NAME")
+    p.add_argument("--arch", default="anchor_sr")
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--body", type=int, default=6)
+    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
+    p.add_argument("--val-count", type=int, default=8, help="images held out (last N in sort order)")
+    p.add_argument("--jitter", type=float, nargs="+", default=[1.0, 0.85, 0.7, 0.55])
+    p.add_argument("--iters", type=int, default=16000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=48, help="LR patch side")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
+    return p.parse_args(argv)
+
+
+def validate(model: torch.nn.Module, pairs, scale: int) -> float:
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for pair in pairs:
+            x = torch.from_numpy(pair.lr.transpose(2, 0, 1)[None].copy())
+            y = model(x).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
+            scores.append(sr_scores(y, pair.hr, border=scale)[0])
+    model.train()
+    return float(np.mean(scores))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    run = args.runs / args.name
+    run.mkdir(parents=True, exist_ok=True)
+    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
+    config["data"] = [str(d) for d in args.data]
+
+    files = list_images(args.data)
+    if len(files) <= args.val_count:
+        sys.exit(f"train: only {len(files)} images under {args.data}; need more than --val-count")
+    train_files, val_files = files[:-args.val_count], files[-args.val_count:]
+    t0 = time.time()
+    train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
+    val_pairs = make_pairs(val_files, args.scale)
+    print(f"{len(train_files)} training images ({len(train_pairs)} pairs), {len(val_files)} held out; "
+          f"built in {time.time() - t0:.0f}s", flush=True)
+    sampler = PatchSampler(train_pairs, args.scale, args.patch, seed=args.seed)
+
+    arch_kwargs = {"scale": args.scale, "channels": args.channels, "body": args.body}
+    model = archs.build(args.arch, **arch_kwargs)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    start, best = 0, -math.inf
+    last = run / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location="cpu")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, best = state["iter"], state["best"]
+        sampler.rng = np.random.default_rng(args.seed + start)
+        print(f"resumed at iteration {start} (best val PSNR-Y {best:.3f} dB)", flush=True)
+
+    nparams = sum(p.numel() for p in model.parameters())
+    print(f"{args.arch} {arch_kwargs}: {nparams} parameters", flush=True)
+    log = open(run / "log.tsv", "a")
+    t0, running = time.time(), 0.0
+    for it in range(start, args.iters):
+        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * it / args.iters))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        lr_np, hr_np = sampler.batch(args.batch)
+        out = model(torch.from_numpy(lr_np))
+        loss = torch.nn.functional.l1_loss(out, torch.from_numpy(hr_np))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += loss.item()
+        done = it + 1
+        if done % args.ckpt_every == 0 or done == args.iters:
+            val = validate(model, val_pairs, args.scale)
+            rate = args.ckpt_every / (time.time() - t0)
+            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} "
+                  f"val PSNR-Y {val:.3f} dB ({rate:.2f} it/s)", flush=True)
+            log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{val:.4f}\n")
+            log.flush()
+            state = {"model": model.state_dict(), "arch": args.arch, "arch_kwargs": arch_kwargs,
+                     "config": config, "iter": done, "val_psnr_y": val}
+            if val > best:
+                best = val
+                torch.save(state, run / "best.pt")
+            state.update(opt=opt.state_dict(), best=best)
+            torch.save(state, run / "tmp.pt")
+            (run / "tmp.pt").replace(last)
+            running, t0 = 0.0, time.time()
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"done: best val PSNR-Y {best:.3f} dB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Engine: manifest + sha256, providers, tiled inference, the pipeline."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import photo_like
+from truepix.engine import models
+from truepix.engine.pipeline import EngineOptions, enhance, srgb_encode_
+from truepix.engine.tiling import run_tiled, tile_starts
+from truepix.errors import ModelError
+from truepix.recipes import Recipe, Step
+
+
+def _net(name="upscale-x2"):
+    info = models.get_model(name)
+    sess = models.session(info, "cpu", 2)
+    inp = sess.get_inputs()[0].name
+    return info, (lambda patch: sess.run(None, {inp: patch})[0])
+
+
+def test_tiled_output_matches_whole_image():
+    info, net = _net()
+    img = photo_like(384, 512)
+    whole = net(np.ascontiguousarray(img.transpose(2, 0, 1)[None]))[0].transpose(1, 2, 0)
+    shapes = []
+
+    def spy(patch):
+        shapes.append(patch.shape)
+        return net(patch)
+
+    tiled = run_tiled(spy, img, info.scale, tile=128, pad=info.receptive_radius, overlap=8)
+    assert tiled.shape == whole.shape == (768, 1024, 3)
+    assert np.abs(tiled - whole).max() < 1e-3
+    # Memory follows the tile: no call ever saw more than tile + 2 * pad pixels a side.
+    assert len(shapes) > 4
+    assert max(max(s[2], s[3]) for s in shapes) <= 128 + 2 * info.receptive_radius
+
+
+def test_feathering_hides_seams_when_context_is_short():
+    """With less context than the receptive field, tiles disagree a little; the blend leaves no seam."""
+    info, net = _net()
+    img = photo_like(256, 256, seed=3)
+    whole = net(np.ascontiguousarray(img.transpose(2, 0, 1)[None]))[0].transpose(1, 2, 0)
+    tiled = run_tiled(net, img, 2, tile=96, pad=2, overlap=16)
+    err = np.abs(tiled - whole).mean(axis=2)
+    assert err.max() < 0.05
+    # The error along seams stays as small as a 1/255 step on average.
+    starts = tile_starts(256, 96, 16)
+    seam_cols = np.concatenate([np.arange(2 * s, 2 * s + 32) for s in starts[1:]])
+    assert err[:, seam_cols].mean() < 1 / 255
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(37, 53, 16, 4), (100, 100, 100, 8), (129, 61, 32, 8), (5, 300, 64, 16)])
+def test_blend_weights_are_a_partition_of_unity(h, w, tile, overlap, rng):
+    img = rng.random((h, w, 2), dtype=np.float32)
+
+    def nearest_x3(patch):
+        return patch.repeat(3, axis=2).repeat(3, axis=3)
+
+    out = run_tiled(nearest_x3, img, 3, tile=tile, pad=0, overlap=overlap)
+    np.testing.assert_allclose(out, img.repeat(3, axis=0).repeat(3, axis=1), atol=1e-6)
+
+
+def test_tile_must_exceed_overlap():
+    with pytest.raises(ValueError):
+        run_tiled(lambda p: p, np.zeros((10, 10, 3), np.float32), 1, tile=16, overlap=8)
+
+
+def test_manifest_sha256_is_checked(tmp_path):
+    src = models.default_model_dir()
+    shutil.copy(src / "manifest.toml", tmp_path / "manifest.toml")
+    info = models.load_manifest(src)["upscale-x2"]
+    data = bytearray(info.path.read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / info.path.name).write_bytes(bytes(data))
+    broken = models.load_manifest(tmp_path)["upscale-x2"]
+    with pytest.raises(ModelError, match="sha256"):
+        models.verify(broken)
+    (tmp_path / info.path.name).unlink()
+    with pytest.raises(ModelError, match="missing"):
+        models.verify(broken)
+
+
+def test_unknown_model_lists_the_installed_ones():
+    with pytest.raises(ModelError, match="upscale-x2"):
+        models.get_model("no-such-model")
+
+
+def test_provider_choice_falls_back_to_cpu_with_a_reason():
+    providers, why = models.choose_providers("cuda")
+    if "CUDAExecutionProvider" not in models.available_providers():
+        assert providers == ["CPUExecutionProvider"]
+        assert "falling back" in why and "CUDAExecutionProvider" in why
+    providers, why = models.choose_providers("auto")
+    assert providers[-1] == "CPUExecutionProvider" and why
+
+
+def test_enhance_doubles_size_keeps_colour_and_beats_bicubic():
+    from truepix.resize import imresize
+
+    truth = photo_like(128, 160, seed=5)
+    lin_truth = truth ** 2.2
+    small = imresize(lin_truth, 0.5).clip(0, 1).astype(np.float32)
+    res = enhance(small, None, Recipe("t", (Step("upscale-x2"),)), EngineOptions(tile=64))
+    assert res.pixels.shape == (128, 160, 3) and res.pixels.dtype == np.float32
+    assert res.models == ["upscale-x2@1"]
+    assert res.fidelity["colour_shift_mean"] < 0.5
+    assert res.fidelity["backprojection_psnr_db"] > 35
+    assert abs(res.pixels.mean() - small.mean()) < 2e-3
+
+
+def test_enhance_greyscale_and_alpha():
+    grey = photo_like(40, 48)[..., :1].copy()
+    alpha = np.zeros((40, 48), np.float32)
+    alpha[10:30, 12:36] = 1.0
+    res = enhance(grey, alpha, Recipe("t", (Step("upscale-x2"),)))
+    assert res.pixels.shape == (80, 96, 1)
+    assert res.alpha.shape == (80, 96)
+    assert res.alpha.min() >= 0 and res.alpha.max() <= 1
+    assert res.alpha[40, 48] == pytest.approx(1.0, abs=1e-3) and res.alpha[2, 2] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_unknown_model_in_recipe_is_a_clear_error():
+    from truepix.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="unknown model 'nope'"):
+        enhance(np.zeros((8, 8, 3), np.float32), None, Recipe("bad", (Step("nope"),)))

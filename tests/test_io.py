@@ -1,0 +1,472 @@
+"""truepix.io.image: decode, encode, round trips, orientation, bad input, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import struct
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+
+from truepix.errors import ImageReadError, ImageWriteError
+from truepix.io import (linear_to_srgb, read_image, srgb_icc, srgb_to_linear, unique_path,
+                        write_image)
+
+KDC = pathlib.Path("/work/shared/data/raw/RAW_KODAK_DC50.KDC")
+RNG = np.random.default_rng(7)
+
+
+def _u16(shape):
+    return RNG.integers(0, 65536, size=shape, dtype=np.uint16)
+
+
+def _u8(shape):
+    return RNG.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _encoded(d, full):
+    """Decoded -> the integer samples it came from (re-applies the sRGB curve)."""
+    return np.rint(linear_to_srgb(d.pixels) * full).astype(np.int64)
+
+
+def _adobe_like_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+
+
+# --- transfer curves ------------------------------------------------------------------------
+
+def test_curves_invert_every_16_bit_code():
+    codes = np.arange(65536, dtype=np.float32) / 65535
+    back = np.rint(linear_to_srgb(srgb_to_linear(codes)) * 65535)
+    assert np.array_equal(back, np.arange(65536))
+    assert srgb_to_linear(np.float32(0.5)).dtype == np.float32
+    assert abs(float(srgb_to_linear(np.float32(0.5))) - 0.21404) < 1e-4
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_tiff16_round_trip_is_bit_exact(tmp_path, channels):
+    src = _u16((9, 13, channels)) if channels == 3 else _u16((9, 13))
+    tifffile.imwrite(tmp_path / "a.tif", src, photometric="rgb" if channels == 3 else "minisblack")
+    d = read_image(tmp_path / "a.tif")
+    assert (d.kind, d.bit_depth, d.pixels.dtype, d.pixels.shape) == ("tiff", 16, np.float32, (9, 13, channels))
+    out = write_image(tmp_path / "b.tif", d.pixels)
+    back = tifffile.imread(out)
+    assert back.dtype == np.uint16 and np.array_equal(back, src)
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages.first.photometric.name == ("RGB" if channels == 3 else "MINISBLACK")
+
+
+def test_tiff8_round_trip_through_16_bit_output(tmp_path):
+    src = _u8((7, 5, 3))
+    tifffile.imwrite(tmp_path / "a.tif", src, photometric="rgb", compression="lzw")
+    d = read_image(tmp_path / "a.tif")
+    assert d.bit_depth == 8
+    assert np.array_equal(_encoded(d, 255), src)
+    back = read_image(write_image(tmp_path / "b.tif", d.pixels))
+    assert np.array_equal(_encoded(back, 255), src)
+
+
+def test_float_tiff_is_read_as_encoded_values(tmp_path):
+    src = RNG.random((4, 6, 3), dtype=np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", src, photometric="rgb")
+    d = read_image(tmp_path / "f.tif")
+    assert d.bit_depth == 16
+    np.testing.assert_allclose(d.pixels, srgb_to_linear(src), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,shape", [("RGB", (6, 8, 3)), ("L", (6, 8))])
+def test_png8_round_trip(tmp_path, mode, shape):
+    src = _u8(shape)
+    Image.fromarray(src, mode).save(tmp_path / "a.png")
+    d = read_image(tmp_path / "a.png")
+    assert (d.kind, d.bit_depth) == ("png", 8)
+    assert np.array_equal(_encoded(d, 255).reshape(shape), src)
+    out = write_image(tmp_path / "b.png", d.pixels, fmt="png")
+    d2 = read_image(out)
+    assert d2.bit_depth == 16 and d2.pixels.shape == d.pixels.shape
+    assert np.array_equal(_encoded(d2, 255).reshape(shape), src)
+
+
+def test_png16_round_trip_is_bit_exact(tmp_path):
+    import imagecodecs
+
+    src = _u16((5, 7, 3))
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(src))
+    d = read_image(tmp_path / "a.png")
+    assert d.bit_depth == 16
+    out = write_image(tmp_path / "b.png", d.pixels, fmt="png")
+    assert np.array_equal(imagecodecs.png_decode(out.read_bytes()), src)
+
+
+def test_jpeg_round_trip_is_close(tmp_path):
+    src = np.kron(_u8((4, 4, 3)), np.ones((8, 8, 1), np.uint8))  # flat blocks: JPEG-friendly
+    Image.fromarray(src).save(tmp_path / "a.jpg", quality=98, subsampling=0)
+    d = read_image(tmp_path / "a.jpg")
+    assert (d.kind, d.bit_depth, d.pixels.shape) == ("jpeg", 8, (32, 32, 3))
+    out = write_image(tmp_path / "b.jpg", d.pixels, fmt="jpeg")
+    back = np.asarray(Image.open(out)).astype(int)
+    assert np.abs(back - src.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "png"])
+def test_alpha_kept_and_not_gamma_encoded(tmp_path, fmt):
+    rgba = _u16((6, 5, 4))
+    tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    d = read_image(tmp_path / "a.tif")
+    assert d.pixels.shape == (6, 5, 3) and d.alpha.shape == (6, 5)
+    np.testing.assert_allclose(d.alpha, rgba[:, :, 3] / 65535, atol=1e-7)
+    out = write_image(tmp_path / f"b.{fmt}", d.pixels, alpha=d.alpha, fmt=fmt)
+    d2 = read_image(out)
+    assert np.array_equal(np.rint(d2.alpha * 65535), rgba[:, :, 3])
+    assert np.array_equal(_encoded(d2, 65535), rgba[:, :, :3])
+
+
+def test_png8_rgba_and_grey_alpha(tmp_path):
+    Image.fromarray(_u8((4, 4, 4)), "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(_u8((4, 4, 2)), "LA").save(tmp_path / "la.png")
+    assert read_image(tmp_path / "a.png").alpha.shape == (4, 4)
+    la = read_image(tmp_path / "la.png")
+    assert la.pixels.shape == (4, 4, 1) and la.alpha is not None
+    out = read_image(write_image(tmp_path / "la.tif", la.pixels, alpha=la.alpha))
+    assert out.pixels.shape == (4, 4, 1) and np.allclose(out.alpha, la.alpha, atol=1e-6)
+
+
+def test_jpeg_output_drops_alpha_and_keeps_grey(tmp_path):
+    grey = np.full((8, 8, 1), 0.2, np.float32)
+    out = write_image(tmp_path / "g.jpg", grey, alpha=np.ones((8, 8), np.float32), fmt="jpeg")
+    assert Image.open(out).mode == "L"
+    png_out = write_image(tmp_path / "g.png", grey, fmt="png")
+    assert Image.open(png_out).mode in ("I;16", "I")
+
+
+# --- ICC ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,ext", [("tiff", "tif"), ("png", "png"), ("jpeg", "jpg")])
+def test_icc_carried_from_source_to_output(tmp_path, fmt, ext):
+    icc = _adobe_like_icc()
+    tifffile.imwrite(tmp_path / "a.tif", _u16((4, 4, 3)), photometric="rgb", iccprofile=icc)
+    d = read_image(tmp_path / "a.tif")
+    assert d.icc == icc
+    out = write_image(tmp_path / f"b.{ext}", d.pixels, fmt=fmt, icc=d.icc)
+    assert read_image(out).icc == icc
+    assert Image.open(out).info.get("icc_profile") == icc
+
+
+def test_no_icc_reads_as_none_and_writes_none(tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", _u16((4, 4, 3)), photometric="rgb")
+    d = read_image(tmp_path / "a.tif")
+    assert d.icc is None
+    for ext, fmt in (("tif", "tiff"), ("png", "png"), ("jpg", "jpeg")):
+        assert read_image(write_image(tmp_path / f"b.{ext}", d.pixels, fmt=fmt)).icc is None
+
+
+def test_png_and_jpeg_icc_read(tmp_path):
+    icc = srgb_icc()
+    Image.fromarray(_u8((4, 4, 3))).save(tmp_path / "a.png", icc_profile=icc)
+    Image.fromarray(_u8((4, 4, 3))).save(tmp_path / "a.jpg", icc_profile=icc)
+    assert read_image(tmp_path / "a.png").icc == icc
+    assert read_image(tmp_path / "a.jpg").icc == icc
+
+
+# --- orientation ---------------------------------------------------------------------------
+
+def _marker_image():
+    """8x4 RGB, every pixel distinct, a red marker in the top-left corner."""
+    a = np.arange(8 * 4 * 3, dtype=np.uint8).reshape(4, 8, 3) * 2
+    a[0, 0] = (255, 0, 0)
+    return a
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_all_orientations_match_pillow_exif_transpose(tmp_path, orientation):
+    stored = _marker_image()
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.png", exif=exif)  # PNG: lossless, so pixels compare exactly
+    d = read_image(tmp_path / "o.png")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.png")))
+    assert d.orientation == orientation
+    assert np.array_equal(_encoded(d, 255), expected)
+
+
+def test_jpeg_orientation_6_read_upright(tmp_path):
+    # Stored 16 wide x 8 high: left half black, right half white. Orientation 6 means "rotate
+    # 90 degrees clockwise to view": upright it is 8 wide x 16 high, black on top.
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:, 8:] = 255
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "r.jpg", exif=exif, quality=95)
+    d = read_image(tmp_path / "r.jpg")
+    assert d.orientation == 6 and d.pixels.shape == (16, 8, 3)
+    assert d.pixels[1, 4].mean() < 0.05 and d.pixels[14, 4].mean() > 0.9
+
+
+def test_tiff_orientation_tag_applied(tmp_path):
+    stored = _u16((3, 5))
+    tifffile.imwrite(tmp_path / "o.tif", stored, photometric="minisblack", extratags=[(274, "H", 1, 8, True)])
+    d = read_image(tmp_path / "o.tif")
+    assert d.orientation == 8 and d.pixels.shape == (5, 3, 1)
+    assert np.array_equal(_encoded(d, 65535)[:, :, 0], np.rot90(stored))
+
+
+# --- camera RAW ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(not KDC.exists(), reason=f"{KDC} not present")
+def test_kodak_raw_decodes_linear():
+    d = read_image(KDC)
+    assert (d.kind, d.bit_depth, d.icc) == ("raw", 16, None)
+    h, w, c = d.pixels.shape
+    assert c == 3 and h > 100 and w > 100 and d.pixels.dtype == np.float32
+    assert 0.0 <= d.pixels.min() and d.pixels.max() <= 1.0
+    # Linear (no gamma): an sRGB-encoded photo has a mean near 0.3-0.5; linear data of the same
+    # scene sits far lower, and the raw's median is well below the encoded median.
+    assert float(np.median(d.pixels)) < float(np.median(linear_to_srgb(d.pixels))) * 0.6
+    assert d.pixels.mean() < 0.35
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def _expect_read_error(path, words):
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    msg = str(info.value)
+    assert pathlib.Path(path).name in msg
+    assert words in msg, msg
+    return msg
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    _expect_read_error(tmp_path / "empty.jpg", "empty file (0 bytes)")
+
+
+def test_truncated_jpeg(tmp_path):
+    Image.fromarray(_u8((64, 64, 3))).save(tmp_path / "full.jpg", quality=90)
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    _expect_read_error(tmp_path / "cut.jpg", "truncated")
+
+
+def test_truncated_png(tmp_path):
+    Image.fromarray(_u8((64, 64, 3))).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    _expect_read_error(tmp_path / "cut.png", "truncated")
+
+
+@pytest.mark.parametrize("compression", [None, "zlib", "lzw"])
+def test_truncated_tiff(tmp_path, compression):
+    tifffile.imwrite(tmp_path / "full.tif", _u16((64, 64, 3)), photometric="rgb", compression=compression)
+    data = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    _expect_read_error(tmp_path / "cut.tif", "truncated")
+
+
+def test_random_bytes_named_cr2(tmp_path):
+    (tmp_path / "IMG_0042.CR2").write_bytes(RNG.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    _expect_read_error(tmp_path / "IMG_0042.CR2", "not a RAW file LibRaw can read")
+
+
+def test_text_named_tif(tmp_path):
+    (tmp_path / "notes.tif").write_text("hello, this is not a picture\n")
+    _expect_read_error(tmp_path / "notes.tif", "not a TIFF")
+
+
+def _huge_tiff(path: pathlib.Path) -> None:
+    """A valid 1x1 TIFF whose IFD is patched to claim 100000 x 100000 pixels."""
+    tifffile.imwrite(path, np.zeros((1, 1), np.uint8), photometric="minisblack", metadata=None)
+    data = bytearray(path.read_bytes())
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        tag, typ = struct.unpack("<HH", data[entry : entry + 4])
+        if tag in (256, 257):  # ImageWidth, ImageLength -> LONG 100000
+            data[entry : entry + 12] = struct.pack("<HHII", tag, 4, 1, 100000)
+    path.write_bytes(bytes(data))
+
+
+def test_huge_tiff_refused_from_header(tmp_path):
+    path = tmp_path / "huge.tif"
+    _huge_tiff(path)
+    with tifffile.TiffFile(path) as tif:
+        w, h = tif.pages.first.imagewidth, tif.pages.first.imagelength
+    assert (w, h) == (100000, 100000)
+    _expect_read_error(path, "too large: 100000 x 100000 pixels")
+
+
+def test_huge_png_refused_from_header(tmp_path):
+    import zlib
+
+    Image.fromarray(_u8((1, 1, 3))).save(tmp_path / "p.png")
+    data = bytearray((tmp_path / "p.png").read_bytes())
+    data[16:24] = struct.pack(">II", 100000, 100000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    _expect_read_error(tmp_path / "huge.png", "too large")
+
+
+def test_max_pixels_argument(tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", _u8((10, 10)), photometric="minisblack")
+    with pytest.raises(ImageReadError, match="too large"):
+        read_image(tmp_path / "a.tif", max_pixels=99)
+
+
+def test_nonexistent_path(tmp_path):
+    _expect_read_error(tmp_path / "missing.jpg", "no such file")
+
+
+def test_directory(tmp_path):
+    (tmp_path / "folder.tif").mkdir()
+    _expect_read_error(tmp_path / "folder.tif", "folder")
+
+
+def test_unreadable_file(tmp_path):
+    if os.geteuid() != 0:
+        path = tmp_path / "secret.png"
+        Image.fromarray(_u8((4, 4, 3))).save(path)
+        path.chmod(0o000)
+        _expect_read_error(path, "permission denied")
+        return
+    # Root reads anything, so a forked child drops to "nobody" (truepix is already imported)
+    # and reads a mode-000 file in a folder everyone may enter.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="truepix-perm-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "secret.png"
+        Image.fromarray(_u8((4, 4, 3))).save(path)
+        path.chmod(0o000)
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: never return into pytest
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    read_image(path)
+                    msg = "no error"
+                except ImageReadError as err:
+                    msg = str(err)
+                os.write(wfd, msg.encode())
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        with os.fdopen(rfd) as fh:
+            msg = fh.read()
+        os.waitpid(pid, 0)
+        if not msg:
+            pytest.skip("could not drop to uid 65534 in a child process")
+        assert msg == "secret.png: permission denied"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+def _leftovers(folder: pathlib.Path):
+    return [p.name for p in folder.iterdir() if "truepix-tmp" in p.name]
+
+
+def test_write_into_missing_folder(tmp_path):
+    with pytest.raises(ImageWriteError, match="folder does not exist"):
+        write_image(tmp_path / "nope" / "out.tif", np.zeros((2, 2, 3), np.float32))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_write_into_a_file_as_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageWriteError, match="not a folder"):
+        write_image(tmp_path / "file" / "out.tif", np.zeros((2, 2, 3), np.float32))
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_encode_leaves_no_temp_file(tmp_path):
+    with pytest.raises(ImageWriteError):  # an ICC that is not bytes makes the encoder fail
+        write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.float32), fmt="png", icc=12345)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    dest = write_image(tmp_path / "o.tif", np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ImageWriteError, match="already exists"):
+        write_image(dest, np.ones((2, 2, 3), np.float32))
+    assert tifffile.imread(dest).max() == 0
+    write_image(dest, np.ones((2, 2, 3), np.float32), overwrite=True)
+    assert tifffile.imread(dest).min() == 65535
+    assert _leftovers(tmp_path) == []
+
+
+def test_unique_path(tmp_path):
+    assert unique_path(tmp_path / "a.tif") == tmp_path / "a.tif"
+    (tmp_path / "a.tif").write_bytes(b"x")
+    (tmp_path / "a-1.tif").write_bytes(b"x")
+    assert unique_path(tmp_path / "a.tif") == tmp_path / "a-2.tif"
+
+
+def test_write_clips_and_rounds(tmp_path):
+    px = np.array([[[-0.5, 2.0, np.nan]]], np.float32)
+    out = write_image(tmp_path / "c.tif", px)
+    assert tifffile.imread(out).tolist() == [[[0, 65535, 0]]]
+
+
+def test_srgb_icc_is_a_profile():
+    icc = srgb_icc()
+    assert icc[36:40] == b"acsp" and len(icc) > 100
+
+
+def test_damaged_files_only_ever_raise_image_read_error(tmp_path):
+    """Bit flips and cuts in headers and data: a clear error or a decode, never a traceback."""
+    rng = np.random.default_rng(3)
+    Image.fromarray(_u8((16, 16, 3))).save(tmp_path / "s.jpg")
+    Image.fromarray(_u8((16, 16, 3))).save(tmp_path / "s.png")
+    tifffile.imwrite(tmp_path / "s.tif", _u16((16, 16, 3)), photometric="rgb", compression="zlib")
+    for name in ("s.jpg", "s.png", "s.tif"):
+        data = (tmp_path / name).read_bytes()
+        for i in range(15):
+            bad = bytearray(data)
+            for pos in rng.integers(0, min(len(bad), 300), size=3):
+                bad[pos] = rng.integers(0, 256)
+            if i % 3 == 0:
+                bad = bad[: rng.integers(8, len(bad))]
+            path = tmp_path / f"bad{i}.{name[2:]}"
+            path.write_bytes(bytes(bad))
+            try:
+                read_image(path)
+            except ImageReadError as err:
+                assert path.name in str(err)
+
+
+@pytest.mark.parametrize("how", ["eXIf", "zTXt"])
+def test_png16_orientation(tmp_path, how):
+    """16-bit PNGs bypass Pillow: EXIF comes from eXIf (Exiv2, Pillow) or from the older
+    ImageMagick "Raw profile type exif" zTXt chunk."""
+    import zlib
+
+    import imagecodecs
+
+    stored = _u16((3, 5, 3))
+    data = imagecodecs.png_encode(stored)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    tiff_bytes = exif.tobytes()
+    if how == "eXIf":
+        kind, payload = b"eXIf", tiff_bytes
+    else:
+        text = f"\nexif\n{len(tiff_bytes):8d}\n{tiff_bytes.hex()}\n".encode()
+        kind, payload = b"zTXt", b"Raw profile type exif\0\0" + zlib.compress(text)
+    chunk = struct.pack(">I", len(payload)) + kind + payload
+    chunk += struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    (tmp_path / "o16.png").write_bytes(data[:33] + chunk + data[33:])
+    d = read_image(tmp_path / "o16.png")
+    assert d.orientation == 6 and d.pixels.shape == (5, 3, 3)
+    assert np.array_equal(_encoded(d, 65535), np.rot90(stored, -1))
