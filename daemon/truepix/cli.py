@@ -29,18 +29,31 @@ def _setup_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+    # tifffile logs what it finds wrong in a damaged file; io/ turns that into
+    # one clear ImageReadError, so its own lines would only repeat it, badly.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
-def _engine_options(args):
-    from truepix.engine.pipeline import EngineOptions
+def _config(args):
+    from truepix.config import load_config
 
-    return EngineOptions(provider=args.provider, threads=args.threads, tile=args.tile)
+    return load_config(args.config)
+
+
+def _engine_options(args, config=None):
+    """The config's [engine] with the command line's overrides."""
+    import dataclasses
+
+    base = (config or _config(args)).engine
+    given = {k: getattr(args, k, None) for k in ("provider", "threads", "tile")}
+    given = {k: v for k, v in given.items() if v is not None}
+    return dataclasses.replace(base, **given)
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", default="auto", help="auto (GPU if any), cpu, cuda, directml, coreml")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = one per core)")
-    p.add_argument("--tile", type=int, default=512, help="tile side in input pixels (memory grows with it)")
+    p.add_argument("--provider", help="auto (GPU if any), cpu, cuda, directml, coreml (default: config, auto)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: config, 0 = one per core)")
+    p.add_argument("--tile", type=int, help="tile side in input pixels; memory grows with it (default: config, 512)")
 
 
 def cmd_process(args) -> int:
@@ -49,8 +62,9 @@ def cmd_process(args) -> int:
     from truepix.process import expand_inputs, process_file
     from truepix.recipes import load_recipe
 
-    recipe = load_recipe(args.recipe, args.model).with_format(args.format)
-    options = _engine_options(args)
+    config = _config(args)
+    recipe = load_recipe(args.recipe, args.model, config.recipes).with_format(args.format)
+    options = _engine_options(args, config)
     inputs = expand_inputs(args.paths)
     if not inputs:
         print("truepix: no input files", file=sys.stderr)
@@ -75,7 +89,7 @@ def cmd_process(args) -> int:
                                options=options, progress=progress)
             bar.close()
         results.append(res)
-        if not args.json:
+        if not args.quiet or res.status != "done":
             if res.status == "done":
                 f = res.fidelity
                 extra = (f" (colour shift {f['colour_shift_mean']:.2f} dE00, back-projection "
@@ -102,7 +116,7 @@ def cmd_models(args) -> int:
     from truepix.engine import models
 
     table = models.load_manifest()
-    providers, why = models.choose_providers(args.provider)
+    providers, why = models.choose_providers(_engine_options(args).provider)
     if args.json:
         json.dump({"provider": providers[0], "why": why, "available": models.available_providers(),
                    "models": [{"name": m.name, "version": m.version, "task": m.task, "scale": m.scale,
@@ -138,11 +152,20 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from truepix.evaluate.bench import format_table, run_bench
 
-    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=args.tile,
-                       threads=args.threads, provider=args.provider, repeat=args.repeat)
+    opts = _engine_options(args)
+    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=opts.tile,
+                       threads=opts.threads, provider=opts.provider, repeat=args.repeat)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_config_path(args) -> int:
+    from truepix.config import default_config_path
+
+    path = args.config or default_config_path()
+    print(f"{path} ({'exists' if path.exists() else 'absent: defaults in use; see config.example.toml'})")
     return 0
 
 
@@ -150,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="truepix", description="Neural darkroom: enhance photos, true to life.")
     parser.add_argument("--version", action="version", version=f"truepix {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--config", type=pathlib.Path,
+                        help="config file (default: $TRUEPIX_CONFIG or the user config folder's config.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("process", help="enhance files, folders or globs")
@@ -166,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("models", help="list installed models and the execution provider")
-    p.add_argument("--provider", default="auto")
+    p.add_argument("--provider", help="the provider to check (default: config, auto)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
@@ -189,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("config-path", help="print where the config file is read from")
+    p.set_defaults(func=cmd_config_path)
     return parser
 
 

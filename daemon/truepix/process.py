@@ -90,11 +90,11 @@ def process_file(
             result.error = (f"{source.name}: already enhanced by truepix (XMP truepix:Enhanced); "
                             "not enhancing twice (use --force to do it anyway)")
             return result
+        if out_dir is not None:
+            _ensure_folder(out_dir)  # before any work: a wrong --out fails fast
         decoded = read_image(source)
         enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
         del decoded.pixels
-        if out_dir is not None:
-            _ensure_folder(out_dir)
         dest = output_path(source, recipe, out_dir, overwrite)
         icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
         written = write_image(

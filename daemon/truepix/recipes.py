@@ -88,19 +88,20 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     return Recipe(str(data.get("name", name)), tuple(steps), fmt, suffix, guard)
 
 
-def load_recipe(spec: str | None = None, model: str | None = None) -> Recipe:
-    """The recipe named ``spec`` (built-in name or TOML file path).
+def load_recipe(spec: str | None = None, model: str | None = None, known: dict[str, Recipe] | None = None) -> Recipe:
+    """The recipe named ``spec``: a name in ``known`` (default: the built-ins) or a TOML file path.
 
     ``model`` instead makes a one-step recipe running just that model.
     """
     if model is not None:
         return Recipe(model, (Step(model),))
+    known = BUILTIN if known is None else known
     spec = spec or DEFAULT_RECIPE
-    if spec in BUILTIN:
-        return BUILTIN[spec]
+    if spec in known:
+        return known[spec]
     path = pathlib.Path(spec)
     if path.suffix.lower() != ".toml" and not path.exists():
-        raise RecipeError(f"unknown recipe {spec!r}; built-in recipes: {', '.join(BUILTIN)}, or give a .toml file")
+        raise RecipeError(f"unknown recipe {spec!r}; known recipes: {', '.join(known)}, or give a .toml file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

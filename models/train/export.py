@@ -113,13 +113,15 @@ def main(argv=None) -> int:
     p.add_argument("--degradation", default="bicubic (MATLAB imresize, antialiased)")
     p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure")
     p.add_argument("--training-command", default="", help="the command that trained the checkpoint")
+    p.add_argument("--models-dir", type=pathlib.Path, default=MODELS_DIR, help="where the .onnx and manifest go")
     args = p.parse_args(argv)
+    models_dir = args.models_dir
 
     state = torch.load(args.checkpoint, map_location="cpu")
     model = archs.build(state["arch"], **state["arch_kwargs"])
     model.load_state_dict(state["model"])
     model.eval()
-    onnx_path = MODELS_DIR / f"{args.name}.onnx"
+    onnx_path = models_dir / f"{args.name}.onnx"
     export_onnx(model, onnx_path)
     diff = check_against_torch(model, onnx_path)
     if diff > 1e-4:
@@ -135,7 +137,8 @@ def main(argv=None) -> int:
         "exported": datetime.date.today().isoformat(),
         "training": {
             "command": args.training_command or f"python -m models.train.train --name {cfg['name']} ...",
-            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]], "degradation": args.degradation, "iterations": state["iter"],
+            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+            "degradation": args.degradation, "iterations": state["iter"],
             "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": "L1 (RGB)",
             "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
             "held_out_val_psnr_y": round(state["val_psnr_y"], 3),
@@ -143,10 +146,11 @@ def main(argv=None) -> int:
         },
     }
     if args.eval:
-        from truepix.engine.models import load_manifest  # noqa: F401  (engine must see the new row)
         from truepix.evaluate.sr import evaluate_upscale
 
-        manifest = MODELS_DIR / "manifest.toml"
+        os.environ["TRUEPIX_MODELS"] = str(models_dir)  # the engine must load the row just written
+
+        manifest = models_dir / "manifest.toml"
         rows = _rows(manifest)
         write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
         metrics = {}
@@ -158,7 +162,7 @@ def main(argv=None) -> int:
             print(f"{data.name}: PSNR-Y {r['psnr']:.2f} dB (bicubic {b['psnr']:.2f}), SSIM-Y {r['ssim']:.4f}")
         row["metrics"] = {"command": f"truepix eval --task upscale --scale {scale} --data DIR --model {args.name}",
                           **metrics}
-    manifest = MODELS_DIR / "manifest.toml"
+    manifest = models_dir / "manifest.toml"
     rows = _rows(manifest)
     write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
     print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
