@@ -53,3 +53,14 @@ def test_delta_e2000_reference_pairs():
     lab1 = np.array([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0]])
     lab2 = np.array([[50.0, 0.0, -82.7485], [50.0, -1.0, 2.0], [73.0, 25.0, -18.0]])
     np.testing.assert_allclose(delta_e2000(lab1, lab2), [2.0425, 2.3669, 27.1492], atol=1e-4)
+
+
+def test_transfer_curves_in_place_on_any_layout():
+    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+
+    a = np.asfortranarray(np.random.default_rng(0).random((40, 30, 3), dtype=np.float32))
+    want = srgb_to_linear(np.ascontiguousarray(a))
+    got = srgb_to_linear(a, out=a)
+    assert got is a
+    np.testing.assert_array_equal(a, want)
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(0.5)), 0.5, atol=1e-6)

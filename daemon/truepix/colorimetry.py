@@ -1,11 +1,62 @@
-"""Colour conversions for measuring colour shifts (linear sRGB, D65).
+"""Colour maths: the sRGB transfer curves, and CIELAB / CIEDE2000 for colour shifts.
 
-Plain functions on float arrays (..., 3); no clipping unless stated.
+Plain functions on float arrays.  The transfer curves work chunk by chunk,
+optionally in place (``out=x``), so converting a 100-megapixel image costs a
+few megabytes of temporaries, not gigabytes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+_CHUNK = 1 << 20  # elements converted at a time
+_A = np.float32(0.055)
+
+
+def _chunked(x, out, fn) -> np.ndarray:
+    """``out[...] = fn(x)`` in slabs along the first axis (works for any memory layout)."""
+    x = np.asarray(x, dtype=np.float32)
+    if out is None:
+        out = np.empty(x.shape, np.float32)
+    if x.ndim == 0:
+        out[...] = fn(x.reshape(1))[0]
+        return out
+    rows = max(1, _CHUNK // max(1, x.size // max(1, x.shape[0])))
+    for i in range(0, x.shape[0], rows):
+        out[i:i + rows] = fn(x[i:i + rows])
+    return out
+
+
+def _decode(s: np.ndarray) -> np.ndarray:
+    s = np.clip(np.nan_to_num(s), 0.0, 1.0)
+    low = s <= np.float32(0.04045)
+    r = np.power((s + _A) / np.float32(1.055), np.float32(2.4))
+    r[low] = s[low] / np.float32(12.92)
+    return r
+
+
+def _encode(s: np.ndarray) -> np.ndarray:
+    s = np.clip(np.nan_to_num(s), 0.0, 1.0)
+    low = s <= np.float32(0.0031308)
+    r = np.float32(1.055) * np.power(s, np.float32(1 / 2.4)) - _A
+    r[low] = s[low] * np.float32(12.92)
+    return r
+
+
+def srgb_to_linear(x, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode sRGB-encoded values to linear light (IEC 61966-2-1), float32, any shape.
+
+    Values are clipped to 0..1 first (NaN -> 0).  ``out`` may be ``x`` itself.
+    """
+    return _chunked(x, out, _decode)
+
+
+def linear_to_srgb(x, out: np.ndarray | None = None) -> np.ndarray:
+    """Encode linear light with the sRGB curve, float32 in 0..1, any shape.
+
+    Values are clipped to 0..1 first (NaN -> 0).  ``out`` may be ``x`` itself.
+    """
+    return _chunked(x, out, _encode)
 
 # IEC 61966-2-1 linear sRGB -> CIE XYZ (D65), and the D65 white point.
 _RGB_TO_XYZ = np.array(

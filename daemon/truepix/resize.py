@@ -106,4 +106,4 @@ def imresize(
     out = img
     for axis in order:
         out = _resize_axis(out, axis, output_shape[axis], scales[axis], antialias)
-    return out
+    return np.ascontiguousarray(out)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from truepix.colorimetry import delta_e2000, linear_srgb_to_lab
+from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, srgb_to_linear
 
 STRIP = 256  # output rows handled at a time
 
@@ -28,13 +28,18 @@ STRIP = 256  # output rows handled at a time
 def block_means(img: np.ndarray, block: int) -> np.ndarray:
     """Mean of each ``block`` x ``block`` cell (edge cells may be smaller).
 
-    Returns float64 (ceil(H/block), ceil(W/block), C).
+    Returns float64 (ceil(H/block), ceil(W/block), C).  Summed one row of
+    cells at a time, so the float64 temporaries stay small.
     """
     h, w = img.shape[:2]
-    ys, xs = np.arange(0, h, block), np.arange(0, w, block)
-    sums = np.add.reduceat(np.add.reduceat(img, ys, axis=0, dtype=np.float64), xs, axis=1)
-    counts = np.diff(np.append(ys, h))[:, None] * np.diff(np.append(xs, w))[None, :]
-    return sums / counts[..., None]
+    xs = np.arange(0, w, block)
+    widths = np.diff(np.append(xs, w))
+    rows = []
+    for y in range(0, h, block):
+        strip = img[y:y + block].sum(axis=0, dtype=np.float64)  # (W, C)
+        sums = np.add.reduceat(strip, xs, axis=0)
+        rows.append(sums / (widths[:, None] * min(block, h - y)))
+    return np.stack(rows)
 
 
 def _interp_matrix(n_out: int, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,9 +97,6 @@ def area_downscale(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h * scale, : w * scale].reshape(h, scale, w, scale, c).mean(axis=(1, 3), dtype=np.float32)
 
 
-def _decode(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4))
 
 
 def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict[str, float]:
@@ -111,7 +113,7 @@ def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict
     mi, mo = block_means(inp, block), block_means(out, block * scale)
     if c == 1:
         mi, mo = np.repeat(mi, 3, axis=-1), np.repeat(mo, 3, axis=-1)
-    de = delta_e2000(linear_srgb_to_lab(_decode(mi)), linear_srgb_to_lab(_decode(mo)))
+    de = delta_e2000(linear_srgb_to_lab(srgb_to_linear(mi)), linear_srgb_to_lab(srgb_to_linear(mo)))
     sq, n = 0.0, 0
     rows = max(1, STRIP // scale)
     for y0 in range(0, h, rows):

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from truepix.colorimetry import linear_to_srgb, srgb_to_linear
 from truepix.engine import fidelity, models
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
 from truepix.recipes import Recipe
 from truepix.resize import imresize
-
-STRIP = 512  # rows converted at a time, to keep temporaries small
-
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -44,21 +42,13 @@ class Enhanced:
 
 
 def srgb_encode_(x: np.ndarray) -> np.ndarray:
-    """Linear -> sRGB transfer curve, in place on a float32 array (clipped to 0..1)."""
-    for y0 in range(0, x.shape[0], STRIP):
-        s = x[y0:y0 + STRIP]
-        np.clip(s, 0.0, 1.0, out=s)
-        s[...] = np.where(s <= 0.0031308, 12.92 * s, 1.055 * np.power(s, 1 / 2.4) - 0.055)
-    return x
+    """Linear -> sRGB, in place (clipped to 0..1)."""
+    return linear_to_srgb(x, out=x)
 
 
 def srgb_decode_(x: np.ndarray) -> np.ndarray:
-    """sRGB -> linear transfer curve, in place on a float32 array (clipped to 0..1)."""
-    for y0 in range(0, x.shape[0], STRIP):
-        s = x[y0:y0 + STRIP]
-        np.clip(s, 0.0, 1.0, out=s)
-        s[...] = np.where(s <= 0.04045, s / 12.92, np.power((s + 0.055) / 1.055, 2.4))
-    return x
+    """sRGB -> linear, in place (clipped to 0..1)."""
+    return srgb_to_linear(x, out=x)
 
 
 def run_model(

@@ -226,16 +226,22 @@ def _quantise(dest, pixels, alpha, bits: int) -> tuple[np.ndarray, bool]:
         raise ImageWriteError(dest, f"pixels must be (H, W, 1|3), got shape {p.shape}")
     full = np.float32(255 if bits == 8 else 65535)
     dtype = np.uint8 if bits == 8 else np.uint16
-    out = np.rint(linear_to_srgb(np.nan_to_num(p)) * full).astype(dtype)
-    if alpha is None:
-        return out, False
-    al = np.asarray(alpha, dtype=np.float32)
-    if al.ndim == 3 and al.shape[2] == 1:
-        al = al[:, :, 0]
-    if al.shape != p.shape[:2]:
-        raise ImageWriteError(dest, f"alpha shape {al.shape} does not match pixels {p.shape[:2]}")
-    al = np.rint(np.clip(np.nan_to_num(al), 0, 1) * full).astype(dtype)
-    return np.concatenate([out, al[:, :, None]], axis=2), True
+    al = None
+    if alpha is not None:
+        al = np.asarray(alpha, dtype=np.float32)
+        if al.ndim == 3 and al.shape[2] == 1:
+            al = al[:, :, 0]
+        if al.shape != p.shape[:2]:
+            raise ImageWriteError(dest, f"alpha shape {al.shape} does not match pixels {p.shape[:2]}")
+    c = p.shape[2]
+    out = np.empty(p.shape[:2] + (c + (al is not None),), dtype)
+    # Row strips: a 100-megapixel output needs its integer samples, not several float copies.
+    rows = max(1, (1 << 22) // (p.shape[1] * c))
+    for y in range(0, p.shape[0], rows):
+        out[y:y + rows, :, :c] = np.rint(linear_to_srgb(p[y:y + rows]) * full)
+        if al is not None:
+            out[y:y + rows, :, c] = np.rint(np.clip(np.nan_to_num(al[y:y + rows]), 0, 1) * full)
+    return out, al is not None
 
 
 def _publish(tmp: pathlib.Path, dest: pathlib.Path, overwrite: bool) -> None:
