@@ -154,7 +154,8 @@ def cmd_bench(args) -> int:
 
     opts = _engine_options(args)
     result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=opts.tile,
-                       threads=opts.threads, provider=opts.provider, repeat=args.repeat)
+                       threads=opts.threads, provider=opts.provider, repeat=args.repeat,
+                       file_to_file=not args.no_file_to_file)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help="model to bench (repeatable; default: all shipped)")
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
     p.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
+    p.add_argument("--no-file-to-file", action="store_true", help="skip the file-to-file (truepix process) rows")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_bench)

@@ -4,8 +4,9 @@ Each case (method x input size) runs in a fresh child process, so its peak
 resident memory (``ru_maxrss``) is its own: the synthetic input image, the
 engine's buffers and ONNX Runtime's arena, all counted.  Throughput is output
 megapixels per second of the upscaling itself (the model path includes the
-sRGB conversion around the network, the tiling and the fidelity guard; file
-decoding and encoding are not timed).  Pillow's bicubic runs in the same
+sRGB conversion around the network, the tiling and the fidelity guard); the
+"(file to file)" rows time ``truepix process`` on a 16-bit TIFF instead:
+decoding, enhancing, encoding a 16-bit TIFF and carrying the metadata.  Pillow's bicubic runs in the same
 command as the baseline, OpenCV dnn_superres peers too when given.
 """
 
@@ -38,6 +39,8 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
           peer: str | None, repeat: int) -> dict:
     img = synthetic_image(megapixels)
     h, w = img.shape[:2]
+    if method.endswith(FILE_TO_FILE):
+        return _file_case(method, img, tile, threads, provider)
     if method == "pillow-bicubic":
         from PIL import Image
 
@@ -73,7 +76,39 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1) -> dict:
+FILE_TO_FILE = " (file to file)"
+
+
+def _file_case(method: str, img: np.ndarray, tile: int, threads: int, provider: str) -> dict:
+    """``truepix process`` on a 16-bit TIFF: decode, enhance, encode, metadata, all timed."""
+    import tempfile
+
+    import tifffile
+
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.process import process_file
+    from truepix.recipes import Recipe, Step
+
+    name = method[: -len(FILE_TO_FILE)]
+    h, w = img.shape[:2]
+    with tempfile.TemporaryDirectory(prefix="truepix-bench-") as tmp:
+        src = pathlib.Path(tmp) / "bench.tif"
+        tifffile.imwrite(src, np.round(img * 65535).astype(np.uint16), photometric="rgb")
+        del img
+        t0 = time.perf_counter()
+        res = process_file(src, Recipe(name, (Step(name),)),
+                           options=EngineOptions(provider=provider, threads=threads, tile=tile))
+        seconds = time.perf_counter() - t0
+        if res.status != "done":
+            raise SystemExit(res.error)
+        out_mp = res.width * res.height / 1e6
+    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
+            "output_mp": round(out_mp, 2), "seconds": round(seconds, 3), "mp_per_s": round(out_mp / seconds, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
+              file_to_file=True) -> dict:
     """Run every case in its own process; returns ``{"cases": [...], ...}``."""
     from truepix.engine import models as engine_models
     from truepix.evaluate.baselines import find_peers
@@ -81,6 +116,8 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
     methods: list[tuple[str, str | None]] = []
     names = models or [m.name for m in engine_models.load_manifest().values() if m.task == "upscale"]
     methods += [(n, None) for n in names]
+    if file_to_file:
+        methods += [(n + FILE_TO_FILE, None) for n in names]
     methods.append(("pillow-bicubic", None))
     if peer_dir is not None:
         methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, 2).items()]
