@@ -274,3 +274,24 @@ def test_bundled_sample_is_small_and_credited():
     sample = REPO / "samples" / "colorchart.jpg"
     assert sample.stat().st_size <= 300_000
     assert "tinydng" in (REPO / "samples" / "README.md").read_text()
+
+
+KDC = REPO.parent / "shared" / "data" / "raw" / "RAW_KODAK_DC50.KDC"
+
+
+@pytest.mark.skipif(not KDC.exists(), reason="the shared RAW sample is not beside the repo")
+def test_camera_raw_to_tiff_with_srgb_profile_and_camera_exif(tmp_path, capsys):
+    src = tmp_path / "DC50.KDC"
+    shutil.copy(KDC, src)
+    code, out, err = _run([src, "--json"], capsys)
+    assert code == 0, err
+    dest = pathlib.Path(json.loads(out)["results"][0]["output"])
+    with tifffile.TiffFile(dest) as tif:
+        page = tif.pages.first
+        assert page.shape == (1024, 1536, 3) and page.dtype == np.uint16
+        from truepix.io import srgb_icc
+
+        assert bytes(page.tags["InterColorProfile"].value) == srgb_icc()
+    with pyexiv2.Image(str(dest)) as m:
+        exif = m.read_exif()
+    assert "Kodak" in exif.get("Exif.Image.Make", "") or "KODAK" in exif.get("Exif.Image.Make", "").upper()

@@ -71,14 +71,14 @@ def cmd_process(args) -> int:
         return 1
     t0, results = time.perf_counter(), []
     quiet = args.json or args.quiet
-    outer = tqdm(inputs, unit="file", desc="truepix", disable=quiet or len(inputs) < 2, position=0)
+    outer = tqdm(inputs, unit="file", desc="truepix", disable=True if quiet or len(inputs) < 2 else None, position=0)
     for path, problem in outer:
         if problem:
             from truepix.process import FileResult
 
             res = FileResult(source=str(path), status="failed", error=f"{path}: {problem}; nothing written")
         else:
-            bar = tqdm(total=100, unit="%", desc=path.name, leave=False, disable=quiet, position=1,
+            bar = tqdm(total=100, unit="%", desc=path.name, leave=False, disable=True if quiet else None, position=1,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
             def progress(frac: float, bar=bar) -> None:
