@@ -1,4 +1,5 @@
 import pathlib
+import struct
 
 import numpy as np
 import pytest
@@ -23,3 +24,19 @@ def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
     ], axis=-1)
     img += rng.normal(0, 0.03, img.shape).astype(np.float32)
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def huge_tiff(path: pathlib.Path) -> None:
+    """A valid 1x1 TIFF whose IFD is patched to claim 100000 x 100000 pixels."""
+    import tifffile
+
+    tifffile.imwrite(path, np.zeros((1, 1), np.uint8), photometric="minisblack", metadata=None)
+    data = bytearray(path.read_bytes())
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd:ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        (tag,) = struct.unpack("<H", data[entry:entry + 2])
+        if tag in (256, 257):  # ImageWidth, ImageLength -> LONG 100000
+            data[entry:entry + 12] = struct.pack("<HHII", tag, 4, 1, 100000)
+    path.write_bytes(bytes(data))

@@ -6,7 +6,6 @@ import os
 import pathlib
 import select
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import REPO, photo_like
+from conftest import REPO, huge_tiff, photo_like
 from truepix.cli import main
 
 
@@ -122,19 +121,6 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert code == 2 and "bad.toml" in err and "steps" in err
 
 
-def _huge_tiff(path):
-    tifffile.imwrite(path, np.zeros((1, 1), np.uint8), photometric="minisblack", metadata=None)
-    data = bytearray(path.read_bytes())
-    (ifd,) = struct.unpack("<I", data[4:8])
-    (count,) = struct.unpack("<H", data[ifd:ifd + 2])
-    for i in range(count):
-        entry = ifd + 2 + 12 * i
-        (tag,) = struct.unpack("<H", data[entry:entry + 2])
-        if tag in (256, 257):
-            data[entry:entry + 12] = struct.pack("<HHII", tag, 4, 1, 100000)
-    path.write_bytes(bytes(data))
-
-
 def test_every_bad_input_gets_one_clear_line_and_the_rest_succeed(tmp_path, capsys):
     good1 = _jpeg(tmp_path / "good1.jpg")
     good2 = _jpeg(tmp_path / "good2.jpg", seed=2)
@@ -147,7 +133,7 @@ def test_every_bad_input_gets_one_clear_line_and_the_rest_succeed(tmp_path, caps
     (tmp_path / "whole.tif").unlink()
     (tmp_path / "random.CR2").write_bytes(np.random.default_rng(0).bytes(20000))
     (tmp_path / "text.tif").write_text("this is not an image\n" * 20)
-    _huge_tiff(tmp_path / "huge.tif")
+    huge_tiff(tmp_path / "huge.tif")
     bad = ["empty.jpg", "cut.jpg", "cut.tif", "random.CR2", "text.tif", "huge.tif", "missing.jpg"]
     before = {p.name: _sha(p) for p in tmp_path.iterdir()}
     code, out, err = _run([good1, *[tmp_path / b for b in bad], good2, "--json"], capsys)

@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
+from conftest import huge_tiff
 from truepix.errors import ImageReadError, ImageWriteError
 from truepix.io import (linear_to_srgb, read_image, srgb_icc, srgb_to_linear, unique_path,
                         write_image)
@@ -282,23 +283,9 @@ def test_text_named_tif(tmp_path):
     _expect_read_error(tmp_path / "notes.tif", "not a TIFF")
 
 
-def _huge_tiff(path: pathlib.Path) -> None:
-    """A valid 1x1 TIFF whose IFD is patched to claim 100000 x 100000 pixels."""
-    tifffile.imwrite(path, np.zeros((1, 1), np.uint8), photometric="minisblack", metadata=None)
-    data = bytearray(path.read_bytes())
-    (ifd,) = struct.unpack("<I", data[4:8])
-    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
-    for i in range(count):
-        entry = ifd + 2 + 12 * i
-        tag, typ = struct.unpack("<HH", data[entry : entry + 4])
-        if tag in (256, 257):  # ImageWidth, ImageLength -> LONG 100000
-            data[entry : entry + 12] = struct.pack("<HHII", tag, 4, 1, 100000)
-    path.write_bytes(bytes(data))
-
-
 def test_huge_tiff_refused_from_header(tmp_path):
     path = tmp_path / "huge.tif"
-    _huge_tiff(path)
+    huge_tiff(path)
     with tifffile.TiffFile(path) as tif:
         w, h = tif.pages.first.imagewidth, tif.pages.first.imagelength
     assert (w, h) == (100000, 100000)

@@ -71,27 +71,19 @@ def toml_value(v) -> str:
     raise TypeError(type(v))
 
 
-def row_to_toml(row: dict) -> str:
-    """One ``[[models]]`` table; nested dicts become sub-tables (two levels)."""
-    lines = ["[[models]]"]
-    subs = []
-    for k, v in row.items():
+def _table(header: str, table: dict) -> list[str]:
+    """``header`` then its plain keys, then each nested dict as its own sub-table."""
+    lines = [header] + [f"{k} = {toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    path = "models" if header == "[[models]]" else header.strip("[]")
+    for k, v in table.items():
         if isinstance(v, dict):
-            subs.append((k, v))
-        else:
-            lines.append(f"{k} = {toml_value(v)}")
-    for k, v in subs:
-        lines.append(f"\n[models.{k}]")
-        deeper = []
-        for k2, v2 in v.items():
-            if isinstance(v2, dict):
-                deeper.append((k2, v2))
-            else:
-                lines.append(f"{k2} = {toml_value(v2)}")
-        for k2, v2 in deeper:
-            lines.append(f"\n[models.{k}.{k2}]")
-            lines += [f"{k3} = {toml_value(v3)}" for k3, v3 in v2.items()]
-    return "\n".join(lines) + "\n"
+            lines += [""] + _table(f"[{path}.{k}]", v)
+    return lines
+
+
+def row_to_toml(row: dict) -> str:
+    """One ``[[models]]`` table; nested dicts become sub-tables."""
+    return "\n".join(_table("[[models]]", row)) + "\n"
 
 
 def write_manifest(rows: list[dict], path: pathlib.Path) -> None:
