@@ -151,10 +151,10 @@ def _exif_orientation(exif: bytes | None) -> int:
 def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
     """Scale to 0..1, split alpha, turn upright, linearise."""
     a = s.data
-    if a.dtype == np.uint8:
-        depth, values = 8, a.astype(np.float32) / np.float32(255)
-    elif a.dtype == np.uint16:
-        depth, values = 16, a.astype(np.float32) / np.float32(65535)
+    if a.dtype in (np.uint8, np.uint16):
+        depth = 8 if a.dtype == np.uint8 else 16
+        values = a.astype(np.float32)
+        values /= np.float32(255 if depth == 8 else 65535)
     else:
         depth, values = 16, np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
     alpha = None
@@ -162,7 +162,7 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
         values, alpha = values[:, :, :-1], values[:, :, -1]
         alpha = np.ascontiguousarray(apply_orientation(alpha, s.orientation))
     values = np.ascontiguousarray(apply_orientation(values, s.orientation))
-    pixels = values if s.linear else srgb_to_linear(values)
+    pixels = values if s.linear else srgb_to_linear(values, out=values)
     orientation = s.applied if s.applied != 1 else s.orientation
     return Decoded(pixels, alpha, s.icc, depth, kind, orientation, path)
 
