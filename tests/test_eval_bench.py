@@ -1,0 +1,43 @@
+"""``truepix eval`` and ``truepix bench`` produce the documented JSON (figures are not asserted as speeds)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import photo_like
+from truepix.cli import main
+
+
+def test_eval_upscale_json(tmp_path, capsys):
+    data = tmp_path / "set"
+    data.mkdir()
+    for i in range(2):
+        # Structure shared by the three channels, as in photographs (edges in one channel
+        # alone leak a little into the others: see the model card).
+        grey = photo_like(61, 75, seed=i, noise=0.0).mean(axis=2, keepdims=True)
+        img = grey * np.array([0.9, 0.75, 0.6], np.float32) + 0.05
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--task", "upscale", "--scale", "2", "--data", str(data), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {k: result[k] for k in ("task", "scale", "dataset", "images")} == \
+        {"task": "upscale", "scale": 2, "dataset": "set", "images": 2}
+    methods = result["results"]
+    assert {"bicubic", "lanczos", "upscale-x2", "upscale-x2 (no guard)"} <= set(methods)
+    for r in methods.values():
+        assert set(r) == {"psnr", "ssim", "seconds"} and 0 < r["ssim"] <= 1
+    assert methods["upscale-x2"]["psnr"] > methods["bicubic"]["psnr"]
+    assert "| upscale-x2 |" in capsys.readouterr().out
+
+
+def test_bench_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "0.02", "--json", str(out)]) == 0
+    cases = json.loads(out.read_text())["cases"]
+    names = [c["method"] for c in cases]
+    assert names == ["upscale-x2", "upscale-x2 (file to file)", "pillow-bicubic"]
+    for c in cases:
+        assert "error" not in c, c
+        assert c["mp_per_s"] > 0 and c["peak_rss_mb"] > 0
+        assert c["output_mp"] == round(c["input_mp"] * 4, 2) or abs(c["output_mp"] - 4 * c["input_mp"]) < 0.01
