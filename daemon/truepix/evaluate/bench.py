@@ -50,6 +50,10 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
     elif peer is not None:
         from truepix.evaluate.baselines import opencv_peer
 
+        # OpenCV runs the whole image at once: cap its address space so a 24 MP run that
+        # needs tens of GB fails as "out of memory" instead of taking the machine down.
+        limit = int(PEER_MEMORY_GB * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         scale = int(peer.rsplit("_x", 1)[1].split(".")[0])
         up = opencv_peer(pathlib.Path(peer), scale)
         run = lambda: up(img)  # noqa: E731
@@ -77,6 +81,7 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
 
 
 FILE_TO_FILE = " (file to file)"
+PEER_MEMORY_GB = 12.0
 
 
 def _file_case(method: str, img: np.ndarray, tile: int, threads: int, provider: str) -> dict:
@@ -132,6 +137,8 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                if "MemoryError" in proc.stderr or "Insufficient memory" in proc.stderr or "bad_alloc" in proc.stderr:
+                    tail = f"out of memory (capped at {PEER_MEMORY_GB:.0f} GB)"
                 cases.append({"method": method, "input_mp": mp, "error": tail})
             else:
                 cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
