@@ -130,7 +130,8 @@ def main(argv=None) -> int:
         "training": {
             "command": args.training_command or f"python -m models.train.train --name {cfg['name']} ...",
             "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": args.degradation, "iterations": state["iter"],
+            "degradation": args.degradation, "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
+            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
             "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": "L1 (RGB)",
             "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
             "held_out_val_psnr_y": round(state["val_psnr_y"], 3),

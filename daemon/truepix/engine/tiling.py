@@ -58,16 +58,30 @@ def _cells(length: int, tile: int, overlap: int) -> list[_Cell]:
     return cells
 
 
-def _weights(cell: _Cell, scale: int) -> np.ndarray:
-    """Per output pixel of the cell: 1 inside, linear ramps over the overlaps."""
-    w = np.ones((cell.stop - cell.start) * scale, np.float32)
+def _ramps(cell: _Cell, scale: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Blend weights for the cell's first and last overlap (output pixels), or None."""
+    up = down = None
     if cell.ramp_in:
         n = cell.ramp_in * scale
-        w[:n] = (np.arange(n, dtype=np.float32) + 0.5) / n
+        up = (np.arange(n, dtype=np.float32) + 0.5) / n
     if cell.ramp_out:
         n = cell.ramp_out * scale
-        w[-n:] *= 1.0 - (np.arange(n, dtype=np.float32) + 0.5) / n
-    return w
+        down = 1.0 - (np.arange(n, dtype=np.float32) + 0.5) / n
+    return up, down
+
+
+def _feather_(tile: np.ndarray, rows: _Cell, cols: _Cell, scale: int) -> None:
+    """Multiply a (C, h, w) tile's overlap strips by their ramps, in place (the rest keeps weight 1)."""
+    up, down = _ramps(rows, scale)
+    if up is not None:
+        tile[:, : len(up)] *= up[:, None]
+    if down is not None:
+        tile[:, tile.shape[1] - len(down):] *= down[:, None]
+    left, right = _ramps(cols, scale)
+    if left is not None:
+        tile[:, :, : len(left)] *= left
+    if right is not None:
+        tile[:, :, tile.shape[2] - len(right):] *= right
 
 
 def run_tiled(
@@ -103,18 +117,19 @@ def run_tiled(
     rows, cols = _cells(h, tile, overlap), _cells(w, tile, overlap)
     total, done = len(rows) * len(cols), 0
     for ry in rows:
-        wy = _weights(ry, scale)
         y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
         for rx in cols:
-            wx = _weights(rx, scale)
             x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
             patch = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None])
-            result = fn(patch)[0].transpose(1, 2, 0)
+            result = fn(patch)[0]  # (C', h*s, w*s), a fresh array we may change
             # Keep the cell itself; the context margins are discarded.
             oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
-            kept = result[oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
+            kept = result[:, oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
+            if not kept.flags.writeable:
+                kept = kept.copy()
+            _feather_(kept, ry, rx, scale)
             region = out[ry.start * scale:ry.stop * scale, rx.start * scale:rx.stop * scale]
-            region += kept * (wy[:, None, None] * wx[None, :, None])
+            np.add(region, kept.transpose(1, 2, 0), out=region)
             done += 1
             if progress:
                 progress(done, total)
