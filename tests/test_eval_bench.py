@@ -36,7 +36,7 @@ def test_bench_json(tmp_path, capsys):
     assert main(["bench", "--sizes", "0.02", "--json", str(out)]) == 0
     cases = json.loads(out.read_text())["cases"]
     names = [c["method"] for c in cases]
-    assert names == ["upscale-x2", "upscale-x2 (file to file)", "pillow-bicubic"]
+    assert names == ["upscale-x2", "upscale-x2 (network only)", "upscale-x2 (file to file)", "pillow-bicubic"]
     for c in cases:
         assert "error" not in c, c
         assert c["mp_per_s"] > 0 and c["peak_rss_mb"] > 0

@@ -6,7 +6,9 @@ engine's buffers and ONNX Runtime's arena, all counted.  Throughput is output
 megapixels per second of the upscaling itself (the model path includes the
 sRGB conversion around the network, the tiling and the fidelity guard); the
 "(file to file)" rows time ``truepix process`` on a 16-bit TIFF instead:
-decoding, enhancing, encoding a 16-bit TIFF and carrying the metadata.  Pillow's bicubic runs in the same
+decoding, enhancing, encoding a 16-bit TIFF and carrying the metadata; the
+"(network only)" rows time ONNX Runtime alone over the same tiles, the
+ceiling for the engine path.  Pillow's bicubic runs in the same
 command as the baseline, OpenCV dnn_superres peers too when given.
 """
 
@@ -41,6 +43,8 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
     h, w = img.shape[:2]
     if method.endswith(FILE_TO_FILE):
         return _file_case(method, img, tile, threads, provider)
+    if method.endswith(NETWORK_ONLY):
+        return _network_case(method, img, tile, threads, provider, repeat)
     if method == "pillow-bicubic":
         from PIL import Image
 
@@ -81,6 +85,7 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
 
 
 FILE_TO_FILE = " (file to file)"
+NETWORK_ONLY = " (network only)"
 PEER_MEMORY_GB = 12.0
 
 
@@ -112,6 +117,34 @@ def _file_case(method: str, img: np.ndarray, tile: int, threads: int, provider: 
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provider: str, repeat: int) -> dict:
+    """ONNX Runtime alone over the same tiles (with their context margin), outputs discarded:
+    the ceiling the engine path is measured against."""
+    from truepix.engine import models
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.engine.tiling import tile_starts
+
+    info = models.get_model(method[: -len(NETWORK_ONLY)])
+    sess = models.session(info, provider, threads)
+    name = sess.get_inputs()[0].name
+    h, w = img.shape[:2]
+    pad = max(info.receptive_radius, EngineOptions().overlap)
+    ys, xs = tile_starts(h, tile, 8), tile_starts(w, tile, 8)
+    cy = tile if len(ys) == 1 else ys[1] + 8
+    cx = tile if len(xs) == 1 else xs[1] + 8
+    patches = [(max(y - pad, 0), min(y + cy + pad, h), max(x - pad, 0), min(x + cx + pad, w)) for y in ys for x in xs]
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for y0, y1, x0, x1 in patches:
+            sess.run(None, {name: np.ascontiguousarray(img[y0:y1, x0:x1].transpose(2, 0, 1)[None])})
+        best = min(best, time.perf_counter() - t0)
+    out_mp = h * w * info.scale**2 / 1e6
+    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
+            "output_mp": round(out_mp, 2), "seconds": round(best, 3), "mp_per_s": round(out_mp / best, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
 def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
               file_to_file=True) -> dict:
     """Run every case in its own process; returns ``{"cases": [...], ...}``."""
@@ -121,6 +154,7 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
     methods: list[tuple[str, str | None]] = []
     names = models or [m.name for m in engine_models.load_manifest().values() if m.task == "upscale"]
     methods += [(n, None) for n in names]
+    methods += [(n + NETWORK_ONLY, None) for n in names]
     if file_to_file:
         methods += [(n + FILE_TO_FILE, None) for n in names]
     methods.append(("pillow-bicubic", None))
