@@ -17,7 +17,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import REPO, huge_tiff, photo_like
+from conftest import REPO, SHARED, huge_tiff, photo_like
 from truepix.cli import main
 
 
@@ -262,7 +262,7 @@ def test_bundled_sample_is_small_and_credited():
     assert "tinydng" in (REPO / "samples" / "README.md").read_text()
 
 
-KDC = REPO.parent / "shared" / "data" / "raw" / "RAW_KODAK_DC50.KDC"
+KDC = SHARED / "raw" / "RAW_KODAK_DC50.KDC"
 
 
 @pytest.mark.skipif(not KDC.exists(), reason="the shared RAW sample is not beside the repo")

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import photo_like
 from truepix.engine import models
-from truepix.engine.pipeline import EngineOptions, enhance, srgb_encode_
+from truepix.engine.pipeline import EngineOptions, enhance
 from truepix.engine.tiling import run_tiled, tile_starts
 from truepix.errors import ModelError
 from truepix.recipes import Recipe, Step

@@ -13,12 +13,12 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
-from conftest import huge_tiff
+from conftest import SHARED, huge_tiff
 from truepix.errors import ImageReadError, ImageWriteError
 from truepix.io import (linear_to_srgb, read_image, srgb_icc, srgb_to_linear, unique_path,
                         write_image)
 
-KDC = pathlib.Path("/work/shared/data/raw/RAW_KODAK_DC50.KDC")
+KDC = SHARED / "raw" / "RAW_KODAK_DC50.KDC"
 RNG = np.random.default_rng(7)
 
 

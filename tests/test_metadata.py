@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import pathlib
 import warnings
 
 import numpy as np
@@ -13,9 +12,10 @@ import tifffile
 from PIL import Image
 
 import truepix
+from conftest import SHARED
 from truepix.io import copy_metadata, read_image, read_truepix_flag, srgb_icc, write_image
 
-RAW_DIR = pathlib.Path("/work/shared/data/raw")
+RAW_DIR = SHARED / "raw"
 KDC = RAW_DIR / "RAW_KODAK_DC50.KDC"
 DNG = RAW_DIR / "canon_eos_6d.dng"
 INFO = {"recipe": "upscale-2x", "models": "upscale-x2@1", "source": "IMG_0042.jpg"}

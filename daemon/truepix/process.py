@@ -108,7 +108,8 @@ def process_file(
     except TruepixError as e:
         result.error = f"{e}; original untouched, nothing written"
     except MemoryError:
-        result.error = f"{source.name}: out of memory (try a smaller [engine] tile); original untouched, nothing written"
+        result.error = (f"{source.name}: out of memory (try a smaller [engine] tile); "
+                        "original untouched, nothing written")
     except OSError as e:
         result.error = f"{source.name}: {e.strerror or e}; original untouched, nothing written"
     finally:

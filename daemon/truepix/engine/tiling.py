@@ -51,7 +51,7 @@ def _cells(length: int, tile: int, overlap: int) -> list[_Cell]:
     size = tile if len(starts) == 1 else starts[1] + overlap
     stops = [min(s + size, length) for s in starts]
     cells = []
-    for i, (s, e) in enumerate(zip(starts, stops)):
+    for i, (s, e) in enumerate(zip(starts, stops, strict=True)):
         ramp_in = stops[i - 1] - s if i > 0 else 0
         ramp_out = e - starts[i + 1] if i + 1 < len(starts) else 0
         cells.append(_Cell(s, e, ramp_in, ramp_out))

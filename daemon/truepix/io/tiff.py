@@ -52,7 +52,7 @@ def decode(path, check_size) -> Samples:
 
 def _check_complete(page, file_size: int) -> None:
     """Refuse a TIFF whose strips/tiles point past the end of the file (truncated copy)."""
-    ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+    ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
     if not ends:
         raise ReadFailure("TIFF has no image data")
     if max(ends) > file_size:
