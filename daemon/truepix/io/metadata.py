@@ -28,8 +28,8 @@ pyexiv2.registerNs(TRUEPIX_NS, "truepix")
 # those are what truepix reports.
 pyexiv2.set_log_level(4)
 
-# IFD0 tags that describe how the *source* file stores its pixels. In a TIFF destination Exiv2
-# keeps the destination's own values for these; anywhere else they are stale and are removed.
+# IFD0 tags that describe how the *source* file stores its pixels: stale in any output, removed
+# (a TIFF destination keeps its own values for them when the metadata is copied in).
 _STRUCTURAL = frozenset(
     "NewSubfileType SubfileType ImageWidth ImageLength BitsPerSample Compression "
     "PhotometricInterpretation FillOrder StripOffsets SamplesPerPixel RowsPerStrip "
@@ -73,39 +73,33 @@ def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = 
     width, height: the output's pixel size. xmp_info: {"recipe", "models", "source"}, strings
     (models may be a list). ICC is not touched: the encoder embedded it already.
     """
-    if src is not None:
-        try:
-            _copy(src, dst, via_png=_is_tiff(dst) and _is_tiff(src))
-        except Exception as err:  # Exiv2 raises RuntimeError for most read/encode problems
-            log.warning("%s: metadata not copied from %s (%s); the image is written without it",
-                        os.path.basename(dst), os.path.basename(src), err)
-    dst_is_tiff = _is_tiff(dst)
-    img = pyexiv2.Image(os.fspath(dst))
+    # Everything is gathered and corrected in a tiny in-memory PNG, then written into ``dst``
+    # once: Exiv2 rewrites the whole file on each write, and an output can be 600 MB. The hop
+    # also keeps a TIFF-based source's SubIFDs (RAW previews, the DNG raw IFD) out of a TIFF
+    # destination, where Exiv2 would copy their pixel data and refuse to delete them.
+    hop = pyexiv2.ImageData(_tiny_png())
     try:
-        _fix_exif(img, width, height, dst_is_tiff)
-        _fix_xmp(img, width, height, src, xmp_info or {})
-    finally:
-        img.close()
-
-
-def _copy(src, dst, via_png: bool) -> None:
-    source = pyexiv2.Image(os.fspath(src))
-    try:
-        if via_png:
-            # Into a TIFF, Exiv2 copies a TIFF-based source's SubIFDs (RAW previews, the DNG
-            # raw IFD) with their pixel data and will not delete them afterwards. A hop through
-            # an in-memory PNG keeps IFD0, Exif, GPS, makernotes, IPTC and XMP, and no SubIFDs.
-            hop = pyexiv2.ImageData(_tiny_png())
-            _copy_all(source, hop)
-            source.close()
-            source = hop
+        if src is not None:
+            try:
+                source = pyexiv2.Image(os.fspath(src))
+                try:
+                    _copy_all(source, hop)
+                finally:
+                    source.close()
+            except Exception as err:  # Exiv2 raises RuntimeError for most read/encode problems
+                log.warning("%s: metadata not copied from %s (%s); the image is written without it",
+                            os.path.basename(dst), os.path.basename(src), err)
+        # The hop's structural tags are the source's: stale everywhere (a TIFF destination keeps
+        # its own when the hop is copied in).
+        _fix_exif(hop, width, height)
+        _fix_xmp(hop, width, height, src, xmp_info or {})
         target = pyexiv2.Image(os.fspath(dst))
         try:
-            _copy_all(source, target)
+            _copy_all(hop, target)
         finally:
             target.close()
     finally:
-        source.close()
+        hop.close()
 
 
 def _copy_all(source, target) -> None:
@@ -123,7 +117,7 @@ def _tiny_png() -> bytes:
     return imagecodecs.png_encode(np.zeros((1, 1), np.uint8))
 
 
-def _fix_exif(img: pyexiv2.Image, width: int, height: int, dst_is_tiff: bool) -> None:
+def _fix_exif(img: pyexiv2.Image, width: int, height: int) -> None:
     exif = img.read_exif()
     changes: dict[str, str | None] = {}
     for key, value in exif.items():
@@ -131,7 +125,7 @@ def _fix_exif(img: pyexiv2.Image, width: int, height: int, dst_is_tiff: bool) ->
         if key.startswith(_SUB_IMAGE_GROUPS):
             changes[key] = None
         elif key.startswith("Exif.Image."):
-            if tag in _RAW_ONLY or (tag in _STRUCTURAL and not dst_is_tiff):
+            if tag in _RAW_ONLY or tag in _STRUCTURAL:
                 changes[key] = None
             elif tag == "ImageDescription" and str(value).startswith('{"shape"'):
                 changes[key] = None  # tifffile's own JSON note about the source's array
@@ -168,11 +162,6 @@ def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict) -> No
         "Xmp.truepix.Source": str(source),
     })
     img.modify_xmp(changes)
-
-
-def _is_tiff(path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(4) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
 def read_truepix_flag(path) -> bool:
