@@ -77,7 +77,8 @@ def load_config(path: pathlib.Path | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    known = {"engine", "recipes", "server", "folders"}  # server/folders: read by the daemon
+    # [server] and [[folders]] are the daemon's (truepix run): accepted here, not read yet.
+    known = {"engine", "recipes", "server", "folders"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")

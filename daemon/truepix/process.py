@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from truepix import __version__
 from truepix.engine.pipeline import EngineOptions, enhance
 from truepix.errors import TruepixError
 from truepix.io import SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, unique_path, write_image
@@ -128,7 +127,3 @@ def _ensure_folder(folder: pathlib.Path) -> None:
         raise ImageWriteError(folder, f"cannot create the output folder ({e.strerror or e})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ImageWriteError(folder, "the output folder is not writable")
-
-
-def version_line() -> str:
-    return f"truepix {__version__}"

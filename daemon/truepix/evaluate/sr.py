@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from truepix.engine import models as engine_models
-from truepix.engine.pipeline import EngineOptions, enhance, srgb_decode_, srgb_encode_  # noqa: F401
+from truepix.engine.pipeline import EngineOptions, enhance, srgb_decode_, srgb_encode_
 from truepix.evaluate import baselines
 from truepix.evaluate.metrics import sr_scores
 from truepix.recipes import Recipe, Step
