@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from truepix.engine import models as engine_models
-from truepix.engine.pipeline import EngineOptions, enhance, srgb_decode_, srgb_encode_
+from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.engine.pipeline import EngineOptions, enhance
 from truepix.evaluate import baselines
 from truepix.evaluate.metrics import sr_scores
 from truepix.recipes import Recipe, Step
@@ -39,9 +40,9 @@ def _model_upscaler(name: str, options: EngineOptions, guard: bool):
     recipe = Recipe(name, (Step(name),), guard=guard)
 
     def up(img: np.ndarray) -> np.ndarray:
-        lin = srgb_decode_(img.copy())
+        lin = srgb_to_linear(img)
         out = enhance(lin, None, recipe, options).pixels
-        return srgb_encode_(out)
+        return linear_to_srgb(out, out=out)
 
     return up
 
