@@ -37,6 +37,13 @@ def synthetic_image(megapixels: float, seed: int = 0) -> np.ndarray:
     return img
 
 
+def _row(method: str, w: int, h: int, out_mp: float, seconds: float) -> dict:
+    """One result: sizes, time, throughput and this process's peak RSS so far."""
+    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
+            "output_mp": round(out_mp, 2), "seconds": round(seconds, 3), "mp_per_s": round(out_mp / seconds, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
 def _case(method: str, megapixels: float, tile: int, threads: int, provider: str,
           peer: str | None, repeat: int) -> dict:
     if method.endswith(FILE_TO_FILE):
@@ -78,10 +85,7 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
         best = min(best, time.perf_counter() - t0)
         del out
     out_mp = h * w * scale * scale / 1e6
-    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
-            "output_mp": round(out_mp, 2), "seconds": round(best, 3),
-            "mp_per_s": round(out_mp / best, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return _row(method, w, h, out_mp, best)
 
 
 FILE_TO_FILE = " (file to file)"
@@ -115,9 +119,7 @@ def _file_case(method: str, megapixels: float, tile: int, threads: int, provider
         if res.status != "done":
             raise SystemExit(res.error)
         out_mp = res.width * res.height / 1e6
-    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
-            "output_mp": round(out_mp, 2), "seconds": round(seconds, 3), "mp_per_s": round(out_mp / seconds, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return _row(method, w, h, out_mp, seconds)
 
 
 def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provider: str, repeat: int) -> dict:
@@ -143,9 +145,7 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
             sess.run(None, {name: np.ascontiguousarray(img[y0:y1, x0:x1].transpose(2, 0, 1)[None])})
         best = min(best, time.perf_counter() - t0)
     out_mp = h * w * info.scale**2 / 1e6
-    return {"method": method, "input_mp": round(h * w / 1e6, 2), "input": f"{w}x{h}",
-            "output_mp": round(out_mp, 2), "seconds": round(best, 3), "mp_per_s": round(out_mp / best, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return _row(method, w, h, out_mp, best)
 
 
 def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
