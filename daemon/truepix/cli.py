@@ -59,7 +59,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 def cmd_process(args) -> int:
     from tqdm import tqdm
 
-    from truepix.process import expand_inputs, process_file
+    from truepix.process import FileResult, expand_inputs, process_file
     from truepix.recipes import load_recipe
 
     config = _config(args)
@@ -74,8 +74,6 @@ def cmd_process(args) -> int:
     outer = tqdm(inputs, unit="file", desc="truepix", disable=True if quiet or len(inputs) < 2 else None, position=0)
     for path, problem in outer:
         if problem:
-            from truepix.process import FileResult
-
             res = FileResult(source=str(path), status="failed", error=f"{path}: {problem}; nothing written")
         else:
             bar = tqdm(total=100, unit="%", desc=path.name, leave=False, disable=True if quiet else None, position=1,
