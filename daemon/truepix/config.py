@@ -1,8 +1,10 @@
 """``config.toml`` -> frozen dataclasses.  Every error names the file, the key and the reason.
 
 The file lives in the user config folder (``truepix config-path`` prints it);
-no file at all means the defaults.  ``config.example.toml`` in the repository
-lists every key with its default.
+no file at all means the defaults: the built-in recipes, the API on
+127.0.0.1:48620 and one hot folder, ``<Pictures>/truepix``, with the
+``upscale`` recipe.  ``config.example.toml`` in the repository lists every key
+with its default.
 """
 
 from __future__ import annotations
@@ -21,11 +23,50 @@ class ConfigError(TruepixError):
     """The config file is unreadable or has a wrong key or value."""
 
 
+DEFAULT_PORT = 48620
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """The daemon's localhost API and its lifecycle (``[server]``)."""
+
+    port: int = DEFAULT_PORT      # on 127.0.0.1 only; 0 = any free port (written to the state file)
+    grace: float = 30.0           # seconds SIGTERM/SIGINT waits for the running job before requeueing it
+    tray: str = "auto"            # auto | gtk | appindicator | xorg | win32 | darwin | none
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """One hot folder (``[[folders]]``): files that settle in ``path`` are queued with ``recipe``."""
+
+    path: pathlib.Path
+    recipe: str = "upscale"
+    recursive: bool = False
+    ignore: tuple[str, ...] = ()  # fnmatch patterns on the file name, on top of the built-in rules
+    settle: float = 2.0           # seconds a file's size and mtime must stay unchanged
+    polling: bool = False         # poll instead of OS events (network drives)
+
+
+def default_hot_folder() -> pathlib.Path:
+    """``<user Pictures folder>/truepix`` (platformdirs; ~/Pictures when there is none)."""
+    from platformdirs import user_pictures_path
+
+    return user_pictures_path() / "truepix"
+
+
 @dataclass(frozen=True)
 class Config:
     engine: EngineOptions = EngineOptions()
     recipes: dict[str, Recipe] = field(default_factory=lambda: dict(BUILTIN))
     path: pathlib.Path | None = None
+    server: ServerOptions = ServerOptions()
+    folders: tuple[FolderSpec, ...] | None = None  # None: no [[folders]] key, the default hot folder
+
+    def hot_folders(self) -> tuple[FolderSpec, ...]:
+        """The configured folders, or the default one when the config names none."""
+        if self.folders is None:
+            return (FolderSpec(default_hot_folder()),)
+        return self.folders
 
 
 def default_config_path() -> pathlib.Path:
@@ -60,6 +101,66 @@ def _engine(table: object, where: str) -> EngineOptions:
     return opts
 
 
+_SERVER_KEYS = {"port": int, "grace": (int, float), "tray": str}
+TRAY_BACKENDS = ("auto", "gtk", "appindicator", "xorg", "win32", "darwin", "none")
+
+
+def _check_table(table: object, name: str, kinds: dict, where: str) -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {name} must be a table")
+    for key, value in table.items():
+        kind = kinds.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}: {name}.{key}: unknown key; known: {', '.join(kinds)}")
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            want = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+            raise ConfigError(f"{where}: {name}.{key}: must be {want}, not {value!r}")
+    return table
+
+
+def _server(table: object, where: str) -> ServerOptions:
+    values = dict(_check_table(table, "server", _SERVER_KEYS, where))
+    if not 0 <= values.get("port", DEFAULT_PORT) <= 65535:
+        raise ConfigError(f"{where}: server.port: must be 1..65535 (or 0 for any free port), not {values['port']}")
+    if values.get("grace", 30.0) < 0:
+        raise ConfigError(f"{where}: server.grace: must be 0 seconds or more, not {values['grace']}")
+    if values.get("tray", "auto") not in TRAY_BACKENDS:
+        raise ConfigError(f"{where}: server.tray: must be one of {', '.join(TRAY_BACKENDS)}, not {values['tray']!r}")
+    if "grace" in values:
+        values["grace"] = float(values["grace"])
+    return ServerOptions(**values)
+
+
+_FOLDER_KEYS = {"path": str, "recipe": str, "recursive": bool, "ignore": list, "settle": (int, float),
+                "polling": bool}
+
+
+def _folders(items: object, recipes: dict[str, Recipe], where: str) -> tuple[FolderSpec, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: folders: must be an array of [[folders]] tables")
+    specs = []
+    for i, table in enumerate(items):
+        name = f"folders[{i}]"
+        values = dict(_check_table(table, name, _FOLDER_KEYS, where))
+        if "path" not in values or not values["path"].strip():
+            raise ConfigError(f"{where}: {name}.path: missing; every [[folders]] entry needs a folder path")
+        path = pathlib.Path(values.pop("path")).expanduser()
+        if not path.is_absolute():
+            raise ConfigError(f"{where}: {name}.path: must be absolute (or start with ~), not {str(path)!r}")
+        recipe = values.get("recipe", "upscale")
+        if recipe not in recipes:
+            raise ConfigError(f"{where}: {name}.recipe: unknown recipe {recipe!r}; known: {', '.join(recipes)}")
+        ignore = values.pop("ignore", [])
+        if not all(isinstance(p, str) for p in ignore):
+            raise ConfigError(f"{where}: {name}.ignore: must be a list of file-name patterns (strings)")
+        if values.get("settle", 2.0) < 0:
+            raise ConfigError(f"{where}: {name}.settle: must be 0 seconds or more, not {values['settle']}")
+        if "settle" in values:
+            values["settle"] = float(values["settle"])
+        specs.append(FolderSpec(path=path, ignore=tuple(ignore), **values))
+    return tuple(specs)
+
+
 def load_config(path: pathlib.Path | None = None) -> Config:
     """Read the config at ``path`` (default: ``default_config_path()``); absent = defaults.
 
@@ -77,7 +178,6 @@ def load_config(path: pathlib.Path | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    # [server] and [[folders]] are the daemon's (truepix run): accepted here, not read yet.
     known = {"engine", "recipes", "server", "folders"}
     unknown = set(data) - known
     if unknown:
@@ -94,4 +194,6 @@ def load_config(path: pathlib.Path | None = None) -> Config:
             recipes[name] = from_mapping(name, {"name": name, **spec}, f"{path}: recipes.{name}")
         except TruepixError as e:
             raise ConfigError(str(e)) from None
-    return Config(engine=engine, recipes=recipes, path=path)
+    server = _server(data.get("server", {}), str(path))
+    folders = _folders(data["folders"], recipes, str(path)) if "folders" in data else None
+    return Config(engine=engine, recipes=recipes, path=path, server=server, folders=folders)

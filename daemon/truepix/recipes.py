@@ -5,7 +5,9 @@ A recipe file (TOML) looks like::
     name = "upscale-jpeg"
     steps = [ { model = "upscale-x2" } ]
     format = "jpeg"          # tiff | png | jpeg
+    bits = 16                # 8 or 16 for tiff/png (jpeg is always 8)
     suffix = "-truepix"      # output = <stem><suffix>.<ext>
+    output = ""              # "" = beside the original, else a folder (~ allowed)
     guard = true             # fidelity guard: re-anchor colour and brightness
 
 Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default.
@@ -13,6 +15,7 @@ Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import tomllib
 from dataclasses import dataclass, field
@@ -39,17 +42,32 @@ class Recipe:
     format: str = "tiff"
     suffix: str = "-truepix"
     guard: bool = True
+    bits: int = 16
+    output: pathlib.Path | None = None  # None: beside the original
 
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.format]
+
+    @property
+    def bit_depth(self) -> int:
+        return 8 if self.format == "jpeg" else self.bits
 
     def with_format(self, fmt: str | None) -> "Recipe":
         """The same recipe writing ``fmt`` instead (None keeps it)."""
         if fmt is None:
             return self
         _check_format(fmt, "--format")
-        return Recipe(self.name, self.steps, fmt, self.suffix, self.guard)
+        return dataclasses.replace(self, format=fmt)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The recipe as plain data (JSON/TOML-able); ``from_mapping`` reads it back."""
+        data: dict[str, Any] = {
+            "name": self.name, "steps": [{"model": s.model, **s.params} for s in self.steps],
+            "format": self.format, "bits": self.bits, "suffix": self.suffix, "guard": self.guard,
+        }
+        data["output"] = str(self.output) if self.output is not None else ""
+        return data
 
 
 BUILTIN: dict[str, Recipe] = {
@@ -65,7 +83,9 @@ def _check_format(fmt: Any, where: str) -> None:
 
 def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     """Build a recipe from parsed TOML; ``where`` names the source in errors."""
-    known = {"name", "steps", "format", "suffix", "guard"}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: a recipe must be a table/object, not {type(data).__name__}")
+    known = {"name", "steps", "format", "bits", "suffix", "output", "guard"}
     unknown = set(data) - known
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -85,7 +105,19 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     guard = data.get("guard", True)
     if not isinstance(guard, bool):
         raise RecipeError(f"{where}: guard must be true or false")
-    return Recipe(str(data.get("name", name)), tuple(steps), fmt, suffix, guard)
+    bits = data.get("bits", 16)
+    if bits not in (8, 16) or isinstance(bits, bool):
+        raise RecipeError(f"{where}: bits must be 8 or 16, not {bits!r}")
+    output = data.get("output", "")
+    if not isinstance(output, str):
+        raise RecipeError(f"{where}: output must be a folder path, or \"\" for beside the original")
+    out_dir = pathlib.Path(output).expanduser() if output else None
+    if out_dir is not None and not out_dir.is_absolute():
+        raise RecipeError(f"{where}: output must be an absolute folder path (or start with ~), not {output!r}")
+    name = data.get("name", name)
+    if not isinstance(name, str) or not name:
+        raise RecipeError(f"{where}: name must be a non-empty string")
+    return Recipe(name, tuple(steps), fmt, suffix, guard, bits, out_dir)
 
 
 def load_recipe(spec: str | None = None, model: str | None = None, known: dict[str, Recipe] | None = None) -> Recipe:

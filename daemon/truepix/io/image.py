@@ -168,10 +168,11 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
 
 
 def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_source=None,
-                xmp_info: dict | None = None, overwrite=False) -> pathlib.Path:
+                xmp_info: dict | None = None, overwrite=False, bits: int = 16) -> pathlib.Path:
     """Encode linear float32 ``pixels`` (H, W, C), C = 1 or 3, 0..1, and write them to ``dest``.
 
-    fmt:  "tiff" (16-bit, deflate), "png" (16-bit) or "jpeg" (8-bit, quality 95; alpha dropped).
+    fmt:  "tiff" (deflate) or "png", ``bits`` 16 (default) or 8; "jpeg" is always 8-bit,
+          quality 95, alpha dropped.
     alpha: float32 (H, W) 0..1, written as stored (no transfer curve).
     icc: profile bytes to embed (pass ``srgb_icc()`` for RAW-sourced outputs).
     metadata_source / xmp_info: when either is given, EXIF/IPTC/XMP are copied from the source
@@ -186,14 +187,16 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
         raise ImageWriteError(dest, f"unknown output format {fmt!r} (tiff, png or jpeg)")
     if not overwrite and os.path.lexists(dest):
         raise ImageWriteError(dest, "file already exists")
-    samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else 16)
+    if bits not in (8, 16):
+        raise ImageWriteError(dest, f"bit depth must be 8 or 16, not {bits!r}")
+    samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else bits)
     tmp = dest.with_name(f".{dest.name}.truepix-tmp-{secrets.token_hex(4)}")
     try:
         with open(tmp, "xb") as fh:
             if fmt_name == "tiff":
                 tiff.encode(fh, samples, has_alpha, icc)
             elif fmt_name == "png":
-                fh.write(png.encode16(samples, icc))
+                fh.write(png.encode(samples, icc))
             else:
                 fh.write(pil.encode_jpeg(samples[:, :, : samples.shape[2] - has_alpha], icc))
         height, width = samples.shape[:2]

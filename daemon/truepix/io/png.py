@@ -87,8 +87,8 @@ def decode16(data: bytes) -> Samples:
     return Samples(a.astype(np.uint16, copy=False), has_alpha=ctype in (4, 6))
 
 
-def encode16(samples: np.ndarray, icc: bytes | None) -> bytes:
-    """Encode uint16 (H, W, C) samples, C in 1..4, as a PNG with an optional iCCP chunk."""
+def encode(samples: np.ndarray, icc: bytes | None) -> bytes:
+    """Encode uint8 or uint16 (H, W, C) samples, C in 1..4, as a PNG with an optional iCCP chunk."""
     import imagecodecs
 
     if samples.shape[2] == 1:

@@ -106,7 +106,7 @@ def _plain_dtype(a: np.ndarray) -> np.ndarray:
 
 
 def encode(fh, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
-    """Write uint16 (H, W, C) samples to ``fh``: RGB or grey, alpha as an unassociated extra
+    """Write uint8 or uint16 (H, W, C) samples to ``fh``: RGB or grey, alpha as an unassociated extra
     sample, deflate-compressed with horizontal predictor, ICC in tag 34675."""
     colour = samples.shape[2] - (1 if has_alpha else 0)
     tifffile.imwrite(
