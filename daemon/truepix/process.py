@@ -70,6 +70,68 @@ def output_path(source: pathlib.Path, recipe: Recipe, out_dir: pathlib.Path | No
     return dest if overwrite else unique_path(dest)
 
 
+class Skip(Exception):
+    """The file needs no work (already enhanced by truepix); the message says why."""
+
+
+def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib.Path | None = None):
+    """First half of a job: checks, then the decoded image (``io.Decoded``).
+
+    Raises Skip for a file truepix already enhanced (unless ``force``),
+    TruepixError/OSError for a bad file or output folder.
+    """
+    if not force and read_truepix_flag(source):
+        raise Skip(f"{source.name}: already enhanced by truepix (XMP truepix:Enhanced); "
+                   "not enhancing twice (use --force to do it anyway)")
+    if out_dir is not None:
+        _ensure_folder(out_dir)  # before any work: a wrong output folder fails fast
+    return read_image(source)
+
+
+def enhance_and_write(
+    source: pathlib.Path,
+    decoded,
+    recipe: Recipe,
+    result: FileResult,
+    *,
+    out_dir: pathlib.Path | None = None,
+    overwrite: bool = False,
+    options: EngineOptions = EngineOptions(),
+    progress: Callable[[float], None] | None = None,
+    plan: Callable[[pathlib.Path], None] | None = None,
+) -> None:
+    """Second half: run the recipe on ``decoded`` and publish the output; fills ``result``.
+
+    ``plan(dest)`` is called with the output path just before it is written.
+    Raises like ``decode_source``; the output appears whole or not at all.
+    """
+    enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
+    del decoded.pixels
+    dest = output_path(source, recipe, out_dir, overwrite)
+    if plan is not None:
+        plan(dest)
+    icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
+    written = write_image(
+        dest, enhanced.pixels, alpha=enhanced.alpha, fmt=recipe.format, icc=icc, bits=recipe.bit_depth,
+        metadata_source=source, overwrite=overwrite,
+        xmp_info={"recipe": recipe.name, "models": ", ".join(enhanced.models), "source": source.name},
+    )
+    result.status, result.output = "done", str(written)
+    result.models, result.fidelity = enhanced.models, enhanced.fidelity
+    result.height, result.width = enhanced.pixels.shape[:2]
+
+
+def failure_message(err: BaseException, source: pathlib.Path) -> str:
+    """One actionable line for a failed file (the original is never touched by a failure)."""
+    if isinstance(err, TruepixError):
+        return f"{err}; original untouched, nothing written"
+    if isinstance(err, MemoryError):
+        return f"{source.name}: out of memory (try a smaller [engine] tile); original untouched, nothing written"
+    if isinstance(err, OSError):
+        return f"{source.name}: {err.strerror or err}; original untouched, nothing written"
+    return f"{source.name}: internal error ({type(err).__name__}: {err}); original untouched, nothing written"
+
+
 def process_file(
     source: pathlib.Path,
     recipe: Recipe,
@@ -83,34 +145,15 @@ def process_file(
     """Enhance one file.  Never raises for a bad file: the result says why."""
     t0 = time.perf_counter()
     result = FileResult(source=str(source), status="failed")
+    out_dir = out_dir if out_dir is not None else recipe.output
     try:
-        if not force and read_truepix_flag(source):
-            result.status = "skipped"
-            result.error = (f"{source.name}: already enhanced by truepix (XMP truepix:Enhanced); "
-                            "not enhancing twice (use --force to do it anyway)")
-            return result
-        if out_dir is not None:
-            _ensure_folder(out_dir)  # before any work: a wrong --out fails fast
-        decoded = read_image(source)
-        enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
-        del decoded.pixels
-        dest = output_path(source, recipe, out_dir, overwrite)
-        icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
-        written = write_image(
-            dest, enhanced.pixels, alpha=enhanced.alpha, fmt=recipe.format, icc=icc,
-            metadata_source=source, overwrite=overwrite,
-            xmp_info={"recipe": recipe.name, "models": ", ".join(enhanced.models), "source": source.name},
-        )
-        result.status, result.output = "done", str(written)
-        result.models, result.fidelity = enhanced.models, enhanced.fidelity
-        result.height, result.width = enhanced.pixels.shape[:2]
-    except TruepixError as e:
-        result.error = f"{e}; original untouched, nothing written"
-    except MemoryError:
-        result.error = (f"{source.name}: out of memory (try a smaller [engine] tile); "
-                        "original untouched, nothing written")
-    except OSError as e:
-        result.error = f"{source.name}: {e.strerror or e}; original untouched, nothing written"
+        decoded = decode_source(source, force=force, out_dir=out_dir)
+        enhance_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
+                          progress=progress)
+    except Skip as e:
+        result.status, result.error = "skipped", str(e)
+    except (TruepixError, MemoryError, OSError) as e:
+        result.error = failure_message(e, source)
     finally:
         result.seconds = round(time.perf_counter() - t0, 3)
     return result

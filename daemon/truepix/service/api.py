@@ -1,0 +1,400 @@
+"""The localhost API: HTTP/1.1 + JSON on 127.0.0.1, every request with ``Authorization: Bearer <token>``.
+
+The endpoints are documented, with curl examples, in docs/protocol.md; a test
+runs those examples against a live daemon.  Every error is JSON::
+
+    {"error": {"status": 400, "message": "paths[0]: /x/y.jpg: no such file"}}
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import pathlib
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from truepix import __version__
+from truepix.errors import TruepixError
+from truepix.io import SUPPORTED_SUFFIXES
+from truepix.recipes import Recipe, from_mapping
+from truepix.service.queue import STATES, JobQueue, QueueError
+
+log = logging.getLogger("truepix.api")
+
+API_VERSION = 1
+MAX_BODY = 1 << 20  # 1 MiB: a submit of thousands of paths fits; anything bigger is a mistake or an attack
+MAX_PATHS = 10000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+# -- the token ----------------------------------------------------------------------------------------
+
+
+def load_or_create_token(path: pathlib.Path) -> str:
+    """The API token in ``path``; created (32 random bytes, hex, mode 0600) when absent.
+
+    A token file readable by others is tightened to 0600 (and said so in the log).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077 and os.name == "posix":
+            log.warning("%s: token file was readable by others (mode %o); set to 0600", path, mode)
+            path.chmod(0o600)
+        token = path.read_text(encoding="ascii").strip()
+        if len(token) < 32:
+            raise TruepixError(f"{path}: the API token is too short or empty; delete the file and restart "
+                               "`truepix run` to make a new one") from None
+        return token
+    token = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    log.info("API token created: %s (mode 0600)", path)
+    return token
+
+
+# -- what the API serves --------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """What the API needs from the daemon (app.py wires it)."""
+
+    queue: JobQueue
+    recipes: Callable[[], dict[str, Recipe]]
+    submitted: Callable[[], None]          # a job was queued: wake the worker
+    pause: Callable[[], None]
+    resume: Callable[[], None]
+    cancel_running: Callable[[int], None]  # stop this job at its next tile
+    status: Callable[[], dict[str, Any]]   # paused, current job, folders...
+
+
+def _fields(body: dict, known: dict[str, type | tuple[type, ...]], required: tuple[str, ...] = ()) -> dict:
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for key in required:
+        if key not in body:
+            raise ApiError(400, f"missing field {key!r}")
+    for key, value in body.items():
+        kind = known[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            want = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+            want = want.replace("str", "string").replace("dict", "object").replace("list", "array")
+            raise ApiError(400, f"field {key!r} must be {want}, not {type(value).__name__}")
+    return body
+
+
+def _check_source(i: int, raw: Any) -> pathlib.Path:
+    if not isinstance(raw, str) or not raw:
+        raise ApiError(400, f"paths[{i}]: must be a non-empty string")
+    path = pathlib.Path(raw)
+    if not path.is_absolute():
+        raise ApiError(400, f"paths[{i}]: {raw}: must be an absolute path (the daemon has no working folder)")
+    if ".." in path.parts:
+        raise ApiError(400, f"paths[{i}]: {raw}: '..' is not allowed in a path; send the resolved path")
+    if not path.exists():
+        raise ApiError(400, f"paths[{i}]: {raw}: no such file")
+    if not path.is_file():
+        raise ApiError(400, f"paths[{i}]: {raw}: not a regular file")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise ApiError(400, f"paths[{i}]: {raw}: not a photo truepix reads (supported: "
+                            f"{', '.join(sorted(SUPPORTED_SUFFIXES))})")
+    if not os.access(path, os.R_OK):
+        raise ApiError(400, f"paths[{i}]: {raw}: not readable by the daemon")
+    return path
+
+
+class Api:
+    """Request routing and validation; no HTTP here (the handler below does that)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.b = backend
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: dict | None) -> tuple[int, dict]:
+        if path == "/v1/health":
+            self._method(method, "GET")
+            return 200, {"status": "ok", "version": __version__, "api": API_VERSION, "pid": os.getpid()}
+        if path == "/v1/status":
+            self._method(method, "GET")
+            return 200, {"version": __version__, "counts": self.b.queue.counts(), **self.b.status()}
+        if path == "/v1/recipes":
+            self._method(method, "GET")
+            recipes = self.b.recipes()
+            return 200, {"default": "upscale", "recipes": [_recipe_view(r) for r in recipes.values()]}
+        if path in ("/v1/pause", "/v1/resume"):
+            self._method(method, "POST")
+            _fields(body or {}, {})
+            (self.b.pause if path == "/v1/pause" else self.b.resume)()
+            return 200, {"paused": path == "/v1/pause"}
+        if path == "/v1/jobs":
+            self._method(method, "GET", "POST")
+            return self._submit(body or {}) if method == "POST" else self._list(query)
+        m = re.fullmatch(r"/v1/jobs/(\d{1,18})(/cancel|/retry)?", path)
+        if m:
+            job_id, action = int(m.group(1)), m.group(2)
+            if action is None:
+                self._method(method, "GET")
+                return 200, self._job(job_id)
+            self._method(method, "POST")
+            _fields(body or {}, {})
+            try:
+                if action == "/cancel":
+                    job = self.b.queue.cancel(job_id)
+                    if job.state == "running":
+                        self.b.cancel_running(job_id)
+                else:
+                    job = self.b.queue.retry(job_id)
+                    self.b.submitted()
+            except QueueError as e:
+                raise ApiError(404 if "no such job" in str(e) else 409, str(e)) from None
+            return 200, job.as_dict()
+        raise ApiError(404, f"no endpoint {path}; see docs/protocol.md (all endpoints are under /v1/)")
+
+    @staticmethod
+    def _method(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise ApiError(405, f"method {method} not allowed here; use {' or '.join(allowed)}",
+                           {"Allow": ", ".join(allowed)})
+
+    def _job(self, job_id: int) -> dict:
+        try:
+            job = self.b.queue.get(job_id)
+        except QueueError as e:
+            raise ApiError(404, str(e)) from None
+        view = job.as_dict()
+        cur = self.b.status().get("current")
+        view["progress"] = cur["progress"] if cur and cur["id"] == job_id else (1.0 if job.state == "done" else 0.0)
+        return view
+
+    def _list(self, query: dict[str, list[str]]) -> tuple[int, dict]:
+        unknown = sorted(set(query) - {"state", "limit", "before"})
+        if unknown:
+            raise ApiError(400, f"unknown query parameter(s) {', '.join(unknown)}; known: state, limit, before")
+        state = query.get("state", [None])[-1]
+        if state is not None and state not in STATES:
+            raise ApiError(400, f"state must be one of {', '.join(STATES)}, not {state!r}")
+        try:
+            limit = int(query.get("limit", ["100"])[-1])
+            before = int(query["before"][-1]) if "before" in query else None
+        except ValueError:
+            raise ApiError(400, "limit and before must be integers") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, f"limit must be 1..1000, not {limit}")
+        return 200, {"jobs": [j.as_dict() for j in self.b.queue.jobs(state, limit, before)]}
+
+    def _submit(self, body: dict) -> tuple[int, dict]:
+        body = _fields(body, {"paths": list, "recipe": (str, dict), "output_dir": str, "force": bool}, ("paths",))
+        paths = body["paths"]
+        if not paths:
+            raise ApiError(400, "paths: must list at least one file")
+        if len(paths) > MAX_PATHS:
+            raise ApiError(400, f"paths: at most {MAX_PATHS} files per request, not {len(paths)}")
+        recipe = self._recipe(body.get("recipe", "upscale"))
+        if "output_dir" in body:
+            out = pathlib.Path(body["output_dir"])
+            if not out.is_absolute() or ".." in out.parts:
+                raise ApiError(400, f"output_dir: {body['output_dir']}: must be an absolute path without '..'")
+            if out.exists() and not out.is_dir():
+                raise ApiError(400, f"output_dir: {out}: exists and is not a folder")
+            recipe = _with_output(recipe, out)
+        sources = [_check_source(i, p) for i, p in enumerate(paths)]  # all or nothing: validate before queueing
+        jobs = []
+        for source in sources:
+            try:
+                jobs.append(self.b.queue.submit(source, recipe, origin="api", force=body.get("force", False)))
+            except QueueError as e:
+                raise ApiError(400, str(e)) from None
+        self.b.submitted()
+        for job in jobs:
+            if job.duplicate:
+                log.info("%s: same content and recipe as job %d (%s); not queued again", job.source, job.id, job.state)
+        return 201, {"jobs": [j.as_dict() for j in jobs]}
+
+    def _recipe(self, spec: str | dict) -> Recipe:
+        if isinstance(spec, str):
+            known = self.b.recipes()
+            if spec not in known:
+                raise ApiError(400, f"recipe: unknown recipe {spec!r}; known: {', '.join(known)}")
+            return known[spec]
+        try:
+            recipe = from_mapping(str(spec.get("name", "inline")), {"name": "inline", **spec}, "recipe")
+        except TruepixError as e:
+            raise ApiError(400, str(e)) from None
+        from truepix.engine.models import load_manifest
+
+        installed = load_manifest()
+        missing = [s.model for s in recipe.steps if s.model not in installed]
+        if missing:
+            raise ApiError(400, f"recipe: unknown model(s) {', '.join(missing)}; installed: {', '.join(installed)}")
+        return recipe
+
+
+def _with_output(recipe: Recipe, out: pathlib.Path) -> Recipe:
+    import dataclasses
+
+    return dataclasses.replace(recipe, output=out)
+
+
+def _recipe_view(recipe: Recipe) -> dict:
+    from truepix.engine.models import load_manifest
+
+    table = load_manifest()
+    inputs = {table[s.model].input if s.model in table else "rgb" for s in recipe.steps}
+    return {**recipe.to_mapping(), "input": "raw" if "bayer" in inputs else "rgb"}
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"truepix/{__version__}"
+    timeout = 30  # a client that stops sending mid-request does not hold a thread for ever
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        server: ApiServer = self.server  # type: ignore[assignment]
+        try:
+            self._authorise(server.token, server.token_path)
+            body = self._body()
+            url = urlsplit(self.path)
+            status, payload = server.api.route(method, url.path.rstrip("/") or "/", parse_qs(url.query), body)
+        except ApiError as e:
+            status, payload = e.status, {"error": {"status": e.status, "message": e.message}}
+            self._send(status, payload, e.headers)
+            return
+        except Exception:
+            log.exception("API: %s %s failed", method, self.path)
+            status, payload = 500, {"error": {"status": 500, "message": "internal error; see the daemon's log"}}
+        self._send(status, payload)
+
+    def _authorise(self, token: str, token_path: pathlib.Path | None) -> None:
+        given = self.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        where = f"; the token is in {token_path}" if token_path else ""
+        if scheme.lower() != "bearer" or not value:
+            self._drain()
+            raise ApiError(401, f"missing 'Authorization: Bearer <token>' header{where}",
+                           {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(value.strip().encode(), token.encode()):
+            self._drain()
+            raise ApiError(401, f"wrong token{where}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    def _length(self) -> int:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise ApiError(411, "send the body with a Content-Length (chunked bodies are not accepted)")
+        raw = self.headers.get("Content-Length", "0")
+        try:
+            n = int(raw)
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, f"bad Content-Length {raw!r}") from None
+        if n > MAX_BODY:
+            # Not read: the connection is closed instead, so a huge body costs us nothing.
+            self.close_connection = True
+            raise ApiError(413, f"request body is {n} bytes; the limit is {MAX_BODY} bytes (1 MiB)")
+        return n
+
+    def _drain(self) -> None:
+        """Read (and drop) a small body so the connection stays usable; close it for a big one."""
+        try:
+            n = self._length()
+        except ApiError:
+            return
+        if n:
+            self.rfile.read(n)
+
+    def _body(self) -> dict | None:
+        n = self._length()
+        if n == 0:
+            return None
+        raw = self.rfile.read(n)
+        if len(raw) < n:
+            self.close_connection = True
+            raise ApiError(400, f"body ended after {len(raw)} of {n} bytes")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ApiError(400, f"malformed JSON body: {e}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, f"the body must be a JSON object, not {type(body).__name__}")
+        return body
+
+    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        data = (json.dumps(payload, indent=1) + "\n").encode()
+        self.send_response(status, HTTPStatus(status).phrase)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class ApiServer(ThreadingHTTPServer):
+    """The HTTP server, bound to 127.0.0.1 only.  ``port=0`` picks a free port (see ``.port``)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, backend: Backend, token: str, port: int, token_path: pathlib.Path | None = None) -> None:
+        self.api = Api(backend)
+        self.token, self.token_path = token, token_path
+        super().__init__(("127.0.0.1", port), _Handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="truepix-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,364 @@
+"""The job queue: one SQLite file (WAL mode) that outlives the daemon.
+
+A job is one source file with one recipe.  Its life::
+
+    queued -> running -> done | failed          (cancel: queued/running -> cancelled)
+              running -> queued                 (released at shutdown, or recovered after a crash)
+    failed | cancelled -> queued                (retry)
+
+The queue's promises, which the worker, the watcher and the API rely on:
+
+- ``submit`` returns only after the job's row is committed: a job the caller was
+  told about survives a crash the next instant.
+- ``claim`` hands each queued job to exactly one caller, oldest first; two
+  workers (threads or processes) never receive the same job.
+- ``recover`` (called once at start-up, by the only daemon that holds the lock)
+  puts jobs that were ``running`` when a previous process died back in the
+  queue; a job whose output had already been published is marked done instead
+  (outputs are published by an atomic rename, so an existing output is whole),
+  and a job that was running during ``MAX_ATTEMPTS`` crashes is failed rather
+  than allowed to crash the daemon forever.
+- The same file content (sha256) with the same recipe is processed once:
+  submitting it again returns the existing queued, running or done job
+  (``duplicate=True``) instead of a new one, unless ``force``.  A failed job is
+  not resubmitted by a hot folder (it would fail at every start); an explicit
+  submit or ``retry`` runs it again.
+- A failed job keeps its error text; ``retry`` queues it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from truepix.errors import TruepixError
+from truepix.recipes import Recipe, from_mapping
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINAL = ("done", "failed", "cancelled")
+MAX_ATTEMPTS = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    source      TEXT    NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    sha256      TEXT    NOT NULL,
+    recipe_name TEXT    NOT NULL,
+    recipe      TEXT    NOT NULL,           -- the full recipe as JSON: a job keeps the recipe it was given
+    recipe_key  TEXT    NOT NULL,           -- sha256 of that JSON, for the duplicate rule
+    origin      TEXT    NOT NULL,           -- api | folder | cli
+    state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    note        TEXT,
+    outputs     TEXT    NOT NULL DEFAULT '[]',
+    planned     TEXT,                       -- the output path being written, set before the write starts
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created     REAL    NOT NULL,
+    started     REAL,
+    finished    REAL,
+    seconds     REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_content ON jobs (sha256, recipe_key);
+"""
+
+
+class QueueError(TruepixError):
+    """A queue operation that cannot be done (unknown job, wrong state, unreadable source)."""
+
+
+@dataclass
+class Job:
+    id: int
+    source: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    recipe_name: str
+    recipe: dict[str, Any]
+    origin: str
+    state: str
+    attempts: int
+    error: str | None
+    note: str | None
+    outputs: list[str]
+    planned: str | None
+    cancel_requested: bool
+    created: float
+    started: float | None
+    finished: float | None
+    seconds: float | None
+    duplicate: bool = field(default=False, compare=False)
+
+    def recipe_object(self) -> Recipe:
+        return from_mapping(self.recipe_name, self.recipe, f"job {self.id}: recipe")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public (API) view of the job."""
+        return {
+            "id": self.id, "source": self.source, "state": self.state, "recipe": self.recipe_name,
+            "attempts": self.attempts, "error": self.error, "note": self.note, "outputs": self.outputs,
+            "cancel_requested": self.cancel_requested, "duplicate": self.duplicate, "sha256": self.sha256,
+            "created": self.created, "started": self.started, "finished": self.finished, "seconds": self.seconds,
+        }
+
+
+def file_sha256(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def recipe_key(recipe: Recipe) -> str:
+    return hashlib.sha256(json.dumps(recipe.to_mapping(), sort_keys=True).encode()).hexdigest()
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    d = dict(row)
+    d["recipe"] = json.loads(d["recipe"])
+    d["outputs"] = json.loads(d["outputs"])
+    d["cancel_requested"] = bool(d["cancel_requested"])
+    d.pop("recipe_key")
+    return Job(**d)
+
+
+class JobQueue:
+    """Durable job queue in the SQLite file at ``path`` (created with its folder when absent).
+
+    Safe to use from many threads (one connection per thread) and from many
+    processes (SQLite's own locking; writes are serialised, ``busy_timeout`` waits).
+    """
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._tx() as db:
+            db.executescript(_SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed job survives a process crash; only an OS crash/power cut can
+            # lose the last transactions, never corrupt the file.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind, value, tb) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def _tx(self) -> JobQueue._Tx:
+        return JobQueue._Tx(self._db())
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- doors ---------------------------------------------------------------------------------------
+
+    def submit(self, source: pathlib.Path, recipe: Recipe, *, origin: str = "api", force: bool = False,
+               resubmit_failed: bool = True) -> Job:
+        """Queue ``source`` with ``recipe``; committed when this returns.
+
+        Returns the new job, or (``duplicate=True``) the existing job for the
+        same content and recipe: queued, running or done — or failed, when
+        ``resubmit_failed`` is false (hot folders).  ``force`` always makes a
+        new job.  Raises QueueError when the source cannot be read.
+        """
+        source = pathlib.Path(source).absolute()
+        try:
+            st = source.stat()
+            digest = file_sha256(source)
+        except OSError as e:
+            why = e.strerror or e
+            raise QueueError(f"{source}: cannot read the file to queue it ({why}); nothing queued") from None
+        key = recipe_key(recipe)
+        blocking = ("queued", "running", "done") if resubmit_failed else ("queued", "running", "done", "failed")
+        with self._tx() as db:
+            if not force:
+                marks = ",".join("?" * len(blocking))
+                row = db.execute(
+                    f"SELECT * FROM jobs WHERE sha256 = ? AND recipe_key = ? AND state IN ({marks})"
+                    " ORDER BY (state = 'done') DESC, id DESC LIMIT 1", (digest, key, *blocking)).fetchone()
+                if row is not None:
+                    job = _row_to_job(row)
+                    job.duplicate = True
+                    return job
+            cur = db.execute(
+                "INSERT INTO jobs (source, size, mtime_ns, sha256, recipe_name, recipe, recipe_key, origin, state,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+                (str(source), st.st_size, st.st_mtime_ns, digest, recipe.name,
+                 json.dumps(recipe.to_mapping(), sort_keys=True), key, origin, time.time()))
+            return _row_to_job(cur.fetchone())
+
+    # -- the worker's side ----------------------------------------------------------------------------
+
+    def claim(self) -> Job | None:
+        """Atomically take the oldest queued job and mark it running; None when none is queued."""
+        db = self._db()
+        # One UPDATE ... RETURNING is one write transaction: two claimers cannot both match the row.
+        row = db.execute(
+            "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, planned = NULL"
+            " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) AND state = 'queued'"
+            " RETURNING *", (time.time(),)).fetchone()
+        return _row_to_job(row) if row is not None else None
+
+    def set_planned(self, job_id: int, output: pathlib.Path) -> None:
+        """Record the output path about to be written (``recover`` looks for it after a crash)."""
+        self._db().execute("UPDATE jobs SET planned = ? WHERE id = ? AND state = 'running'", (str(output), job_id))
+
+    def finish(self, job_id: int, outputs: list[str], *, seconds: float, note: str | None = None) -> Job:
+        """running -> done with its outputs."""
+        return self._end(job_id, "done", outputs=outputs, seconds=seconds, note=note)
+
+    def fail(self, job_id: int, error: str, *, seconds: float | None = None) -> Job:
+        """running -> failed; ``error`` is kept for the user and for ``retry``."""
+        return self._end(job_id, "failed", error=error, seconds=seconds)
+
+    def mark_cancelled(self, job_id: int, *, seconds: float | None = None) -> Job:
+        """running -> cancelled (the worker saw the cancel request and stopped, writing nothing)."""
+        return self._end(job_id, "cancelled", error="cancelled; nothing written", seconds=seconds)
+
+    def _end(self, job_id: int, state: str, *, outputs: list[str] | None = None, error: str | None = None,
+             seconds: float | None = None, note: str | None = None) -> Job:
+        row = self._db().execute(
+            "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, seconds = ?, planned = NULL"
+            " WHERE id = ? AND state = 'running' RETURNING *",
+            (state, json.dumps(outputs or []), error, note, time.time(), seconds, job_id)).fetchone()
+        if row is None:
+            raise QueueError(f"job {job_id}: not running, cannot mark it {state}")
+        return _row_to_job(row)
+
+    def release(self, job_id: int) -> Job | None:
+        """running -> queued, unstarted: the job goes back to the head of the queue (shutdown, pause).
+
+        The attempt is not counted: the job was given back, it did not crash anything.
+        """
+        row = self._db().execute(
+            "UPDATE jobs SET state = 'queued', started = NULL, planned = NULL, attempts = MAX(attempts - 1, 0)"
+            " WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
+        return _row_to_job(row) if row is not None else None
+
+    def recover(self) -> list[Job]:
+        """At start-up: settle every job a dead process left ``running``.  Returns those jobs, updated.
+
+        Only the process that owns the queue (the daemon holding its lock) may call this.
+        """
+        settled = []
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE state = 'running' ORDER BY id").fetchall()
+            for row in rows:
+                job = _row_to_job(row)
+                planned = pathlib.Path(job.planned) if job.planned else None
+                if planned is not None:
+                    _remove_temp_files(planned)
+                if planned is not None and planned.is_file() and planned.stat().st_mtime >= (job.started or 0) - 1:
+                    new = ("done", json.dumps([str(planned)]), None, "output was complete before the daemon stopped")
+                elif job.attempts >= MAX_ATTEMPTS:
+                    new = ("failed", "[]", f"{pathlib.Path(job.source).name}: the daemon stopped while processing this "
+                           f"file {job.attempts} times; not trying again automatically (truepix retry {job.id})", None)
+                else:
+                    new = ("queued", "[]", None, "requeued after the daemon stopped while processing it")
+                now = time.time()
+                finished = now if new[0] != "queued" else None
+                row = db.execute(
+                    "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, planned = NULL,"
+                    " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END WHERE id = ? RETURNING *",
+                    (*new, finished, new[0], job.id)).fetchone()
+                settled.append(_row_to_job(row))
+        return settled
+
+    # -- the user's side ------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        row = self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise QueueError(f"job {job_id}: no such job")
+        return _row_to_job(row)
+
+    def jobs(self, state: str | None = None, limit: int = 100, before: int | None = None) -> list[Job]:
+        """Newest first; ``before`` pages back from a job id."""
+        where, args = [], []
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        return [_row_to_job(r) for r in self._db().execute(sql, (*args, limit)).fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[state] = n
+        return counts
+
+    def cancel(self, job_id: int) -> Job:
+        """queued -> cancelled now; running -> ``cancel_requested`` (the worker stops it, writing nothing).
+
+        Raises QueueError for a job that has already finished.
+        """
+        with self._tx() as db:
+            job = self.get(job_id)
+            if job.state == "queued":
+                row = db.execute("UPDATE jobs SET state = 'cancelled', error = 'cancelled before it started',"
+                                 " finished = ? WHERE id = ? RETURNING *", (time.time(), job_id)).fetchone()
+            elif job.state == "running":
+                row = db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? RETURNING *", (job_id,)).fetchone()
+            else:
+                raise QueueError(f"job {job_id}: already {job.state}, nothing to cancel")
+            return _row_to_job(row)
+
+    def retry(self, job_id: int) -> Job:
+        """failed | cancelled -> queued again (the old error moves to the note)."""
+        with self._tx() as db:
+            job = self.get(job_id)
+            if job.state not in ("failed", "cancelled"):
+                raise QueueError(f"job {job_id}: is {job.state}; only failed or cancelled jobs can be retried")
+            if not os.path.isfile(job.source):
+                raise QueueError(f"job {job_id}: {job.source} no longer exists; nothing queued")
+            note = f"retried; previous error: {job.error}" if job.error else "retried"
+            row = db.execute(
+                "UPDATE jobs SET state = 'queued', error = NULL, note = ?, cancel_requested = 0, started = NULL,"
+                " finished = NULL, seconds = NULL, attempts = 0 WHERE id = ? RETURNING *", (note, job_id)).fetchone()
+            return _row_to_job(row)
+
+
+def _remove_temp_files(planned: pathlib.Path) -> None:
+    """Delete the hidden temp files a killed writer left for ``planned`` (``.NAME.truepix-tmp-*``)."""
+    try:
+        for tmp in planned.parent.glob(f".{planned.name}.truepix-tmp-*"):
+            tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
