@@ -160,6 +160,106 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from truepix.service.app import run
+
+    return run(_config(args), port=args.port, tray="none" if args.no_tray else args.tray)
+
+
+def _client(args):
+    from truepix.service.client import Client
+
+    return Client.discover(_config(args).server.port)
+
+
+def _print_job(job: dict) -> None:
+    name = pathlib.Path(job["source"]).name
+    line = f"job {job['id']:>5}  {job['state']:<9}  {name}  ({job['recipe']})"
+    if job["state"] == "done" and job["outputs"]:
+        line += f" -> {job['outputs'][0]}"
+    if job.get("error"):
+        line += f"\n             {job['error']}"
+    elif job.get("note"):
+        line += f"\n             {job['note']}"
+    print(line)
+
+
+def cmd_submit(args) -> int:
+    from truepix.service.client import absolute
+
+    client = _client(args)
+    body: dict = {"paths": [absolute(p) for p in args.paths]}
+    if args.recipe:
+        if args.recipe.endswith(".toml") or pathlib.Path(args.recipe).is_file():
+            import tomllib
+
+            try:
+                body["recipe"] = tomllib.loads(pathlib.Path(args.recipe).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                print(f"truepix: {args.recipe}: cannot read the recipe file: {e}", file=sys.stderr)
+                return 2
+            body["recipe"].setdefault("name", pathlib.Path(args.recipe).stem)
+        else:
+            body["recipe"] = args.recipe
+    if args.out:
+        body["output_dir"] = absolute(str(args.out))
+    if args.force:
+        body["force"] = True
+    jobs = client.post("/v1/jobs", body)["jobs"]
+    if args.wait:
+        ids, final = [j["id"] for j in jobs], ("done", "failed", "cancelled")
+        while True:
+            jobs = [client.get(f"/v1/jobs/{i}") for i in ids]
+            if all(j["state"] in final for j in jobs):
+                break
+            time.sleep(0.5)
+    if args.json:
+        json.dump({"jobs": jobs}, sys.stdout, indent=2)
+        print()
+    else:
+        for job in jobs:
+            _print_job(job)
+            if job.get("duplicate"):
+                print("             already queued or done with the same content and recipe (--force to redo)")
+    if args.wait:
+        return 0 if all(j["state"] == "done" for j in jobs) else 1
+    return 0
+
+
+def cmd_status(args) -> int:
+    client = _client(args)
+    status = client.get("/v1/status")
+    jobs = client.get(f"/v1/jobs?limit={args.limit}")["jobs"]
+    if args.json:
+        json.dump({**status, "jobs": jobs}, sys.stdout, indent=2)
+        print()
+        return 0
+    c = status["counts"]
+    print(f"truepix {status['version']}: {'PAUSED' if status['paused'] else 'running'}; "
+          f"{c['queued']} queued, {c['running']} running, {c['done']} done, {c['failed']} failed, "
+          f"{c['cancelled']} cancelled")
+    cur = status.get("current")
+    if cur:
+        print(f"now: job {cur['id']} {pathlib.Path(cur['source']).name} ({cur['phase']}, {cur['progress']:.0%})")
+    for f in status["folders"]:
+        print(f"hot folder: {f['path']} (recipe {f['recipe']}{'' if f['watching'] else ', NOT watched: missing'})")
+    for job in reversed(jobs):
+        _print_job(job)
+    return 0
+
+
+def cmd_pause(args) -> int:
+    paused = _client(args).post("/v1/pause" if args.command == "pause" else "/v1/resume")["paused"]
+    print("truepix: paused (the running job finishes; `truepix resume` to go on)" if paused else "truepix: resumed")
+    return 0
+
+
+def cmd_job_action(args) -> int:
+    job = _client(args).post(f"/v1/jobs/{args.id}/{args.command}")
+    _print_job(job)
+    return 0
+
+
 def cmd_config_path(args) -> int:
     from truepix.config import default_config_path
 
@@ -214,6 +314,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("run", help="run the daemon: hot folders, localhost API, tray")
+    p.add_argument("--port", type=int, help="API port on 127.0.0.1 (default: config, 48620; 0 = any free port)")
+    p.add_argument("--no-tray", action="store_true", help="no tray icon (headless)")
+    p.add_argument("--tray", choices=["auto", "gtk", "appindicator", "xorg", "win32", "darwin", "none"],
+                   help="tray backend (default: config, auto)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("submit", help="queue files with the running daemon")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--recipe", help="recipe name the daemon knows, or a recipe .toml file (default: upscale)")
+    p.add_argument("--out", type=pathlib.Path, help="output folder (default: the recipe's, beside the original)")
+    p.add_argument("--force", action="store_true", help="process again even if the same file was done")
+    p.add_argument("--wait", action="store_true", help="wait until every job has finished; exit 1 if any failed")
+    p.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="the daemon's queue, current job and recent jobs")
+    p.add_argument("--limit", type=int, default=10, help="recent jobs to list (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    for name, text in (("pause", "stop starting new jobs (the running one finishes)"), ("resume", "start again")):
+        p = sub.add_parser(name, help=text)
+        p.set_defaults(func=cmd_pause)
+    for name, text in (("retry", "queue a failed or cancelled job again"),
+                       ("cancel", "cancel a queued or running job")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id", type=int, metavar="ID")
+        p.set_defaults(func=cmd_job_action)
 
     p = sub.add_parser("config-path", help="print where the config file is read from")
     p.set_defaults(func=cmd_config_path)

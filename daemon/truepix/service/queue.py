@@ -145,8 +145,7 @@ class JobQueue:
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
 
     # -- connections -------------------------------------------------------------------------------
 

@@ -103,6 +103,12 @@ class Worker:
         with self._lock:
             self._abort[job_id] = "cancel"
 
+    def interrupt(self) -> None:
+        """Stop the running job at its next tile and put it back in the queue (shutdown, now)."""
+        with self._lock:
+            if self._current is not None:
+                self._abort[self._current.id] = "shutdown"
+
     def current(self) -> Current | None:
         with self._lock:
             return None if self._current is None else Current(**vars(self._current))

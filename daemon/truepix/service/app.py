@@ -1,0 +1,285 @@
+"""``truepix run``: wires the queue, the worker, the hot-folder watcher, the API and the tray.
+
+One daemon per user: a lock file in the data folder keeps a second one from
+starting (it would recover the first one's running jobs).  Shutdown order on
+SIGTERM/SIGINT or the tray's Quit: stop taking work (tray, watcher, API), then
+let the worker finish its job within ``[server] grace`` seconds or requeue it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import logging.handlers
+import os
+import pathlib
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from truepix import __version__
+from truepix.config import Config, FolderSpec
+from truepix.errors import TruepixError
+from truepix.service import paths
+from truepix.service.api import ApiServer, Backend, load_or_create_token
+from truepix.service.queue import JobQueue, QueueError
+from truepix.service.worker import Worker
+
+log = logging.getLogger("truepix.daemon")
+
+
+class AlreadyRunning(TruepixError):
+    pass
+
+
+def _lock(folder: pathlib.Path):
+    """Hold an exclusive lock on ``folder/daemon.lock`` for the life of the process (or raise)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / "daemon.lock", "a+")  # noqa: SIM115 -- held open on purpose until the process ends
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        from truepix.service.client import running_daemon
+
+        state = running_daemon() or {}
+        who = f" (pid {state.get('pid')}, port {state.get('port')})" if state else ""
+        raise AlreadyRunning(f"truepix is already running{who}; one daemon per user "
+                             f"(lock: {folder / 'daemon.lock'})") from None
+    return fh
+
+
+def _log_to_file(path: pathlib.Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 << 20, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.getLogger("truepix").addHandler(handler)
+    return handler
+
+
+def _write_state(state: dict[str, Any]) -> None:
+    path = paths.state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def sample_photo() -> pathlib.Path:
+    import truepix._samples as samples
+
+    return pathlib.Path(next(iter(samples.__path__))) / "colorchart.jpg"
+
+
+def _prepare_folders(config: Config) -> list[FolderSpec]:
+    """The hot folders; the default one is created on first start, with the sample photo as a demonstration."""
+    folders = list(config.hot_folders())
+    if config.folders is None:
+        default = folders[0].path
+        if not default.exists():
+            default.mkdir(parents=True)
+            shutil.copy2(sample_photo(), default / "colorchart.jpg")
+            log.info("created the default hot folder %s, with a sample photo to show how it works", default)
+    return folders
+
+
+class Daemon:
+    def __init__(self, config: Config, *, port: int | None = None, tray: str | None = None) -> None:
+        self.config = config
+        self.port = config.server.port if port is None else port
+        self.tray_backend = tray or config.server.tray
+        self.stopping = threading.Event()
+        self.recipes = dict(config.recipes)
+        self.queue: JobQueue | None = None
+        self.worker: Worker | None = None
+        self.watcher = None
+        self.server: ApiServer | None = None
+        self.tray = None
+        self.folders: list[FolderSpec] = []
+        self.started = time.time()
+        self._signals = 0
+
+    # -- the doors' view ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        cur = self.worker.current() if self.worker else None
+        watching = {str(p) for p in self.watcher.watching()} if self.watcher else set()
+        return {
+            "paused": bool(self.worker and self.worker.paused),
+            "current": None if cur is None else {"id": cur.id, "source": cur.source, "recipe": cur.recipe,
+                                                 "phase": cur.phase, "progress": round(cur.progress, 3)},
+            "folders": [{"path": str(f.path), "recipe": f.recipe, "watching": str(f.path) in watching}
+                        for f in self.folders],
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """For the tray."""
+        counts = self.queue.counts()
+        cur = self.worker.current()
+        return {"paused": self.worker.paused, "queued": counts["queued"], "running": counts["running"],
+                "current": pathlib.Path(cur.source).name if cur else None,
+                "progress": cur.progress if cur else None}
+
+    def pause(self) -> None:
+        self.worker.pause()
+        self._refresh_tray()
+
+    def resume(self) -> None:
+        self.worker.resume()
+        self._refresh_tray()
+
+    def quit(self) -> None:
+        log.info("quit requested from the tray")
+        self.stopping.set()
+
+    def output_folder(self) -> pathlib.Path:
+        return self.folders[0].path if self.folders else pathlib.Path.home()
+
+    def log_file(self) -> pathlib.Path:
+        return paths.log_path()
+
+    def _refresh_tray(self, *_: Any) -> None:
+        if self.tray is not None:
+            try:
+                self.tray.refresh()
+            except Exception:
+                log.debug("tray refresh failed", exc_info=True)
+
+    def _file_ready(self, path: pathlib.Path, spec: FolderSpec) -> None:
+        recipe = self.recipes[spec.recipe]
+        try:
+            job = self.queue.submit(path, recipe, origin="folder", resubmit_failed=False)
+        except QueueError as e:
+            log.warning("hot folder: %s", e)
+            return
+        if job.duplicate:
+            log.debug("hot folder: %s: same content and recipe as job %d (%s); not queued again",
+                      path.name, job.id, job.state)
+            return
+        log.info("hot folder: %s queued as job %d (recipe %s)", path, job.id, recipe.name)
+        self.worker.wake()
+
+    # -- life --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything up, in the order that loses nothing: queue, worker, watcher, API, tray."""
+        self._lock = _lock(paths.data_dir())
+        self._log_handler = _log_to_file(paths.log_path())
+        log.info("truepix %s starting (pid %d)", __version__, os.getpid())
+        where = self.config.path or _config_path()
+        log.info("config: %s", where if where.exists() else f"{where} (absent: built-in defaults; see "
+                 "config.example.toml)")
+        token_path = paths.token_path()
+        token = load_or_create_token(token_path)
+        self.queue = JobQueue(paths.queue_path())
+        for job in self.queue.recover():
+            log.info("job %d (%s): %s", job.id, pathlib.Path(job.source).name,
+                     job.note or job.error or job.state)
+        self.worker = Worker(self.queue, self.config.engine)
+        self.worker.on_finished = self._refresh_tray
+        self.worker.start()
+        self.folders = _prepare_folders(self.config)
+        from truepix.service.watcher import FolderWatcher
+
+        suffixes = {r.suffix for r in self.recipes.values() if r.suffix}
+        self.watcher = FolderWatcher(self.folders, self._file_ready, own_suffixes=suffixes)
+        self.watcher.start()
+        for f in self.folders:
+            log.info("hot folder: %s (recipe %s%s)", f.path, f.recipe, ", recursive" if f.recursive else "")
+        backend = Backend(queue=self.queue, recipes=lambda: self.recipes, submitted=self.worker.wake,
+                          pause=self.pause, resume=self.resume, cancel_running=self.worker.cancel,
+                          status=self.status)
+        try:
+            self.server = ApiServer(backend, token, self.port, token_path)
+        except OSError as e:
+            self._stop_work()
+            if e.errno == errno.EADDRINUSE:
+                raise TruepixError(f"127.0.0.1:{self.port} is already in use by another program; choose another "
+                                   f"[server] port in {where}") from None
+            raise TruepixError(f"cannot listen on 127.0.0.1:{self.port}: {e.strerror or e}") from None
+        self.server.start()
+        _write_state({"pid": os.getpid(), "port": self.server.port, "version": __version__,
+                      "started": self.started, "token_file": str(token_path), "log": str(paths.log_path())})
+        log.info("API: http://127.0.0.1:%d/v1/ (token in %s)", self.server.port, token_path)
+        log.info("queue: %s; log: %s", paths.queue_path(), paths.log_path())
+        if self.tray_backend == "none":
+            log.info("tray: off (--no-tray or [server] tray = \"none\"); running headless")
+        else:
+            from truepix.service.tray import start_tray
+
+            self.tray = start_tray(self.tray_backend, self)
+        log.info("ready; stop with Ctrl-C%s", " or the tray's Quit" if self.tray else "")
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("%s: stopping; the running job may finish for %.0f s (again to stop it now)",
+                     signal.Signals(signum).name, self.config.server.grace)
+            self.stopping.set()
+        else:
+            self.grace = 0.0
+            if self.worker is not None:
+                self.worker.interrupt()
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        while not self.stopping.wait(1.0):
+            self._refresh_tray()
+        self.stop()
+
+    def _stop_work(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.worker is not None:
+            self.worker.stop(getattr(self, "grace", self.config.server.grace))
+
+    def stop(self) -> None:
+        """Stop taking work, finish or requeue the running job, then close everything."""
+        if self.tray is not None:
+            self.tray.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self.worker is not None:
+            cleanly = self.worker.stop(getattr(self, "grace", self.config.server.grace))
+            if not cleanly:
+                log.warning("worker did not stop in time; its job is requeued at the next start")
+        try:
+            paths.state_path().unlink(missing_ok=True)
+        except OSError:
+            pass
+        counts = self.queue.counts() if self.queue else {}
+        log.info("stopped; %d job(s) wait in the queue for the next start", counts.get("queued", 0))
+        logging.getLogger("truepix").removeHandler(self._log_handler)
+        self._log_handler.close()
+
+
+def _config_path() -> pathlib.Path:
+    from truepix.config import default_config_path
+
+    return default_config_path()
+
+
+def run(config: Config, *, port: int | None = None, tray: str | None = None) -> int:
+    daemon = Daemon(config, port=port, tray=tray)
+    try:
+        daemon.start()
+    except TruepixError as e:
+        print(f"truepix: {e}", file=sys.stderr)
+        return 2
+    daemon.run_forever()
+    return 0
