@@ -1,0 +1,213 @@
+"""The job queue's promises, on a real SQLite file: exactly-once hand-out, crash recovery, duplicates, retry."""
+
+import json
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from truepix.recipes import BUILTIN, Recipe, Step
+from truepix.service.queue import MAX_ATTEMPTS, JobQueue, QueueError
+
+UPSCALE = BUILTIN["upscale"]
+
+
+def _files(folder, n, prefix="f"):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{prefix}{i:04d}.jpg"
+        p.write_bytes(f"content {prefix} {i}".encode())
+        paths.append(p)
+    return paths
+
+
+def test_wal_mode_and_fifo(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    a, b = _files(tmp_path / "in", 2)
+    ja, jb = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
+    assert (ja.state, jb.state) == ("queued", "queued") and jb.id > ja.id
+    assert sqlite3.connect(tmp_path / "q.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    first = q.claim()
+    assert first.id == ja.id and first.state == "running" and first.attempts == 1
+    assert q.claim().id == jb.id
+    assert q.claim() is None
+    done = q.finish(ja.id, ["/x/out.tif"], seconds=1.5)
+    assert done.state == "done" and done.outputs == ["/x/out.tif"] and done.finished is not None
+    assert q.counts() == {"queued": 0, "running": 1, "done": 1, "failed": 0, "cancelled": 0}
+    # the row holds what the issue lists: path, size, mtime, content hash, recipe, timestamps
+    row = q.get(jb.id)
+    assert row.size == b.stat().st_size and row.mtime_ns == b.stat().st_mtime_ns and len(row.sha256) == 64
+    assert row.recipe["steps"] == [{"model": "upscale-x2"}] and row.created <= row.started
+
+
+def _claim_all(path, out_q):
+    q = JobQueue(path)
+    got = []
+    while (job := q.claim()) is not None:
+        got.append(job.id)
+    out_q.put(got)
+
+
+def test_each_job_handed_to_exactly_one_worker(tmp_path):
+    """4 threads here and 2 other processes claim 300 jobs at once: each id exactly once."""
+    path = tmp_path / "q.sqlite3"
+    q = JobQueue(path)
+    ids = {q.submit(p, UPSCALE).id for p in _files(tmp_path / "in", 300)}
+    ctx = multiprocessing.get_context("fork")
+    out_q = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(path, out_q)) for _ in range(2)]
+    thread_results: list[list[int]] = []
+
+    def claim_thread():
+        got = []
+        while (job := q.claim()) is not None:
+            got.append(job.id)
+        thread_results.append(got)
+
+    threads = [threading.Thread(target=claim_thread) for _ in range(4)]
+    for w in procs + threads:
+        w.start()
+    for t in threads:
+        t.join()
+    got = [i for r in thread_results for i in r]
+    for p in procs:
+        got += out_q.get(timeout=60)
+        p.join()
+    assert sorted(got) == sorted(ids)
+    assert q.counts()["running"] == 300
+
+
+def test_duplicates_same_content_same_recipe(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    a = tmp_path / "a.jpg"
+    a.write_bytes(b"the same bytes")
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(b"the same bytes")
+    first = q.submit(a, UPSCALE)
+    again = q.submit(copy, UPSCALE)  # another name, same content, still queued
+    assert again.duplicate and again.id == first.id
+    q.claim()
+    q.finish(first.id, ["/o.tif"], seconds=1)
+    done = q.submit(a, UPSCALE)
+    assert done.duplicate and done.state == "done" and done.outputs == ["/o.tif"]
+    other = Recipe("jpeg", (Step("upscale-x2"),), format="jpeg")
+    assert not q.submit(a, other).duplicate  # another recipe is another job
+    forced = q.submit(a, UPSCALE, force=True)
+    assert not forced.duplicate and forced.id != first.id
+    a.write_bytes(b"edited bytes")  # new content: a new job
+    assert not q.submit(a, UPSCALE).duplicate
+
+
+def test_failed_jobs_keep_their_error_and_retry(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    (a,) = _files(tmp_path, 1)
+    job = q.submit(a, UPSCALE)
+    q.claim()
+    failed = q.fail(job.id, "a.jpg: truncated JPEG; original untouched, nothing written", seconds=0.1)
+    assert failed.state == "failed" and "truncated" in failed.error
+    # a hot folder does not resubmit it at every start; an explicit submit does
+    assert q.submit(a, UPSCALE, origin="folder", resubmit_failed=False).id == job.id
+    with pytest.raises(QueueError, match="only failed or cancelled"):
+        q.retry(q.submit(a, UPSCALE).id)  # a fresh job is queued, not failed
+    retried = q.retry(job.id)
+    assert retried.state == "queued" and retried.error is None and "truncated" in retried.note
+    with pytest.raises(QueueError, match="no such job"):
+        q.retry(9999)
+
+
+def test_cancel(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    a, b = _files(tmp_path, 2)
+    ja, jb = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
+    assert q.cancel(jb.id).state == "cancelled"
+    assert q.claim().id == ja.id and q.claim() is None  # the cancelled one is never handed out
+    running = q.cancel(ja.id)
+    assert running.state == "running" and running.cancel_requested
+    assert q.mark_cancelled(ja.id).state == "cancelled"
+    with pytest.raises(QueueError, match="already cancelled"):
+        q.cancel(ja.id)
+    assert q.retry(jb.id).state == "queued"
+
+
+def test_recover_after_a_crash(tmp_path):
+    """Jobs a dead process left running: requeued; done if the output was published; failed after 3 crashes."""
+    path = tmp_path / "q.sqlite3"
+    q = JobQueue(path)
+    a, b, c = _files(tmp_path / "in", 3)
+    ja, jb, jc = (q.submit(p, UPSCALE) for p in (a, b, c))
+    for _ in range(3):
+        q.claim()
+    out_b = tmp_path / "in" / "f0001-truepix.tif"
+    q.set_planned(ja.id, tmp_path / "in" / "f0000-truepix.tif")
+    q.set_planned(jb.id, out_b)
+    leftover = tmp_path / "in" / ".f0000-truepix.tif.truepix-tmp-abcd1234"
+    leftover.write_bytes(b"half a file")
+    out_b.write_bytes(b"a whole output, published by rename")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE jobs SET attempts = ? WHERE id = ?", (MAX_ATTEMPTS, jc.id))
+    db.commit()
+    db.close()
+
+    settled = {j.id: j for j in JobQueue(path).recover()}  # a new process opens the file
+    assert settled[ja.id].state == "queued" and "requeued" in settled[ja.id].note
+    assert not leftover.exists()
+    assert settled[jb.id].state == "done" and settled[jb.id].outputs == [str(out_b)]
+    assert settled[jc.id].state == "failed" and f"truepix retry {jc.id}" in settled[jc.id].error
+    assert q.claim().id == ja.id
+
+
+def test_release_puts_the_job_back_at_the_head(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    a, b = _files(tmp_path, 2)
+    ja, _ = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
+    q.claim()
+    back = q.release(ja.id)
+    assert back.state == "queued" and back.attempts == 0 and back.started is None
+    assert q.claim().id == ja.id
+
+
+def test_submit_of_a_vanished_file_is_a_clear_error(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    with pytest.raises(QueueError, match="gone.jpg: cannot read the file to queue it"):
+        q.submit(tmp_path / "gone.jpg", UPSCALE)
+    assert q.counts()["queued"] == 0
+
+
+def test_recipe_travels_with_the_job(tmp_path):
+    q = JobQueue(tmp_path / "q.sqlite3")
+    (a,) = _files(tmp_path, 1)
+    recipe = Recipe("web", (Step("upscale-x2"),), format="png", bits=8, suffix="-web", output=tmp_path / "out")
+    job = q.submit(a, recipe)
+    back = q.claim().recipe_object()
+    assert back == recipe and back.output == tmp_path / "out" and back.bits == 8
+    assert json.loads(json.dumps(job.as_dict()))["recipe"] == "web"
+
+
+def test_concurrent_submitters_and_a_slow_reader(tmp_path):
+    """Writers in threads while a reader lists: WAL keeps everyone going, nothing is lost."""
+    q = JobQueue(tmp_path / "q.sqlite3")
+    files = _files(tmp_path / "in", 120)
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            q.jobs(limit=50)
+            time.sleep(0.001)
+
+    r = threading.Thread(target=reader)
+    r.start()
+    chunks = [files[i::6] for i in range(6)]
+    ts = [threading.Thread(target=lambda ch=ch: [q.submit(p, UPSCALE) for p in ch]) for ch in chunks]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    stop.set()
+    r.join()
+    assert q.counts()["queued"] == 120
+    assert len({j.source for j in q.jobs(limit=1000)}) == 120
+    assert os.path.exists(tmp_path / "q.sqlite3-wal")
