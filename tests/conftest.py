@@ -40,3 +40,27 @@ def huge_tiff(path: pathlib.Path) -> None:
         if tag in (256, 257):  # ImageWidth, ImageLength -> LONG 100000
             data[entry:entry + 12] = struct.pack("<HHII", tag, 4, 1, 100000)
     path.write_bytes(bytes(data))
+
+
+# Every bad input of the foundation issue -> the words its error must contain.
+BAD_INPUTS = {"empty.jpg": "empty", "cut.jpg": "truncated", "cut.tif": "truncated",
+              "random.CR2": "not a RAW file", "text.tif": "not a TIFF", "huge.tif": "too large"}
+
+
+def make_bad_inputs(folder: pathlib.Path, good_jpeg: pathlib.Path) -> list[pathlib.Path]:
+    """Write the files of ``BAD_INPUTS`` into ``folder`` (``good_jpeg`` is cut in half for cut.jpg)."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    full = good_jpeg.read_bytes()
+    (folder / "cut.jpg").write_bytes(full[: len(full) // 2])
+    whole = folder / ".whole.tif"
+    tifffile.imwrite(whole, np.round(photo_like(64, 64) * 65535).astype(np.uint16))
+    t = whole.read_bytes()
+    whole.unlink()
+    (folder / "cut.tif").write_bytes(t[: len(t) // 2])
+    (folder / "random.CR2").write_bytes(np.random.default_rng(0).bytes(20000))
+    (folder / "text.tif").write_text("this is not an image\n" * 20)
+    huge_tiff(folder / "huge.tif")
+    return [folder / name for name in BAD_INPUTS]

@@ -17,7 +17,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import REPO, SHARED, huge_tiff, photo_like
+from conftest import BAD_INPUTS, REPO, SHARED, make_bad_inputs, photo_like
 from truepix.cli import main
 
 
@@ -124,16 +124,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_every_bad_input_gets_one_clear_line_and_the_rest_succeed(tmp_path, capsys):
     good1 = _jpeg(tmp_path / "good1.jpg")
     good2 = _jpeg(tmp_path / "good2.jpg", seed=2)
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    full = (tmp_path / "good1.jpg").read_bytes()
-    (tmp_path / "cut.jpg").write_bytes(full[: len(full) // 2])
-    tifffile.imwrite(tmp_path / "whole.tif", np.round(photo_like(64, 64) * 65535).astype(np.uint16))
-    t = (tmp_path / "whole.tif").read_bytes()
-    (tmp_path / "cut.tif").write_bytes(t[: len(t) // 2])
-    (tmp_path / "whole.tif").unlink()
-    (tmp_path / "random.CR2").write_bytes(np.random.default_rng(0).bytes(20000))
-    (tmp_path / "text.tif").write_text("this is not an image\n" * 20)
-    huge_tiff(tmp_path / "huge.tif")
+    make_bad_inputs(tmp_path, good1)
     bad = ["empty.jpg", "cut.jpg", "cut.tif", "random.CR2", "text.tif", "huge.tif", "missing.jpg"]
     before = {p.name: _sha(p) for p in tmp_path.iterdir()}
     code, out, err = _run([good1, *[tmp_path / b for b in bad], good2, "--json"], capsys)
@@ -141,9 +132,7 @@ def test_every_bad_input_gets_one_clear_line_and_the_rest_succeed(tmp_path, caps
     report = json.loads(out)
     assert report["done"] == 2 and report["failed"] == len(bad)
     by_name = {pathlib.Path(r["source"]).name: r for r in report["results"]}
-    expected = {"empty.jpg": "empty", "cut.jpg": "truncated", "cut.tif": "truncated",
-                "random.CR2": "not a RAW file", "text.tif": "not a TIFF", "huge.tif": "too large",
-                "missing.jpg": "no such file"}
+    expected = {**BAD_INPUTS, "missing.jpg": "no such file"}
     for name, words in expected.items():
         r = by_name[name]
         assert r["status"] == "failed" and r["output"] is None

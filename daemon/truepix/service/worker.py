@@ -67,6 +67,9 @@ class Worker:
         self._stopping = threading.Event()
         self._abort: dict[int, str] = {}    # job id -> why, checked at every tile
         self._handoff: queue_mod.Queue[_Ready] = queue_mod.Queue(maxsize=1)
+        # One decode ahead at most: the decoder takes this slot before it claims a job,
+        # the runner gives it back when it takes the decoded job.
+        self._slot = threading.Semaphore(1)
         self._lock = threading.Lock()
         self._current: Current | None = None
         self._threads: list[threading.Thread] = []
@@ -142,14 +145,15 @@ class Worker:
     def _decoder(self) -> None:
         while not self._stopping.is_set():
             self._running.wait()
-            if self._stopping.is_set():
-                break
+            if self._stopping.is_set() or not self._slot.acquire(timeout=0.2):
+                continue
             try:
                 job = self.jobs.claim()
             except Exception:
                 log.exception("queue: cannot claim a job; trying again shortly")
                 job = None
             if job is None:
+                self._slot.release()
                 self._wake.wait(self.poll)
                 self._wake.clear()
                 continue
@@ -168,6 +172,7 @@ class Worker:
                     continue
             else:
                 self._give_back(job)
+                self._slot.release()
 
     def _runner(self) -> None:
         while True:
@@ -177,6 +182,7 @@ class Worker:
                 if self._stopping.is_set() and not self._decoder_alive():
                     return
                 continue
+            self._slot.release()
             job = ready.job
             if self._stopping.is_set():
                 self._give_back(job)

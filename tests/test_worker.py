@@ -1,0 +1,184 @@
+"""The worker, in-process, with the real model and a real SQLite queue: order, decode-ahead, pause,
+cancel, shutdown requeue, bad files, a full disk."""
+
+import errno
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import BAD_INPUTS, make_bad_inputs, photo_like
+from truepix.engine.pipeline import EngineOptions
+from truepix.recipes import BUILTIN
+from truepix.service.queue import JobQueue
+from truepix.service.worker import Worker
+
+UPSCALE = BUILTIN["upscale"]
+FAST = EngineOptions(tile=256)
+
+
+def _jpeg(path, h=48, w=64, seed=0):
+    Image.fromarray(np.round(photo_like(h, w, seed) * 255).astype(np.uint8)).save(path, quality=92)
+    return path
+
+
+def _wait(predicate, timeout=60.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _final(q, ids):
+    return all(q.get(i).state in ("done", "failed", "cancelled") for i in ids)
+
+
+def _visible(folder):
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+@pytest.fixture
+def queue(tmp_path):
+    return JobQueue(tmp_path / "q.sqlite3")
+
+
+def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue):
+    src = tmp_path / "in"
+    src.mkdir()
+    jobs = [queue.submit(_jpeg(src / f"p{i}.jpg", 320, 480, seed=i), UPSCALE) for i in range(4)]
+    running_seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            running_seen.append(queue.counts()["running"])
+            time.sleep(0.005)
+
+    w = Worker(queue, FAST, poll=0.05)
+    t = threading.Thread(target=watch)
+    t.start()
+    w.start()
+    try:
+        assert _wait(lambda: _final(queue, [j.id for j in jobs]))
+    finally:
+        stop.set()
+        t.join()
+        w.stop(5)
+    done = [queue.get(j.id) for j in jobs]
+    assert [j.state for j in done] == ["done"] * 4
+    assert [j.started for j in done] == sorted(j.started for j in done)  # claimed in queue order
+    assert all(j.finished <= k.finished for j, k in zip(done, done[1:], strict=False))
+    # While one job is inferred the next one is already claimed and decoding: two running, never three.
+    assert max(running_seen) == 2
+    assert _visible(src) == sorted([f"p{i}.jpg" for i in range(4)] + [f"p{i}-truepix.tif" for i in range(4)])
+
+
+def test_pause_lets_the_current_job_finish_and_starts_no_other(tmp_path, queue):
+    src = tmp_path / "in"
+    src.mkdir()
+    jobs = [queue.submit(_jpeg(src / f"p{i}.jpg", 480, 640, seed=i), UPSCALE) for i in range(3)]
+    w = Worker(queue, EngineOptions(tile=128), poll=0.05)
+    w.start()
+    try:
+        assert _wait(lambda: (c := w.current()) is not None and c.id == jobs[0].id and c.phase == "enhancing")
+        w.pause()
+        assert _wait(lambda: queue.get(jobs[0].id).state == "done")
+        time.sleep(0.5)
+        assert [queue.get(j.id).state for j in jobs[1:]] == ["queued", "queued"]  # the decoded-ahead one went back
+        assert w.paused and w.current() is None
+        w.resume()
+        assert _wait(lambda: _final(queue, [j.id for j in jobs]))
+    finally:
+        w.stop(5)
+    assert [queue.get(j.id).state for j in jobs] == ["done"] * 3
+
+
+def test_cancel_a_running_job_writes_nothing(tmp_path, queue):
+    src = tmp_path / "in"
+    src.mkdir()
+    job = queue.submit(_jpeg(src / "big.jpg", 720, 960), UPSCALE)
+    w = Worker(queue, EngineOptions(tile=96), poll=0.05)
+    w.start()
+    try:
+        assert _wait(lambda: (c := w.current()) is not None and c.progress > 0.05)
+        queue.cancel(job.id)
+        w.cancel(job.id)
+        assert _wait(lambda: _final(queue, [job.id]))
+    finally:
+        w.stop(5)
+    assert queue.get(job.id).state == "cancelled"
+    assert sorted(p.name for p in src.iterdir()) == ["big.jpg"]  # no output, no temp file
+
+
+def test_shutdown_after_the_grace_period_requeues_without_output(tmp_path, queue):
+    src = tmp_path / "in"
+    src.mkdir()
+    job = queue.submit(_jpeg(src / "big.jpg", 720, 960), UPSCALE)
+    w = Worker(queue, EngineOptions(tile=96), poll=0.05)
+    w.start()
+    assert _wait(lambda: (c := w.current()) is not None and c.progress > 0.05)
+    t0 = time.monotonic()
+    assert w.stop(grace=0.2)
+    assert time.monotonic() - t0 < 10
+    back = queue.get(job.id)
+    assert back.state == "queued" and back.attempts == 0
+    assert sorted(p.name for p in src.iterdir()) == ["big.jpg"]
+    w2 = Worker(queue, FAST, poll=0.05)  # the next start completes it
+    w2.start()
+    try:
+        assert _wait(lambda: _final(queue, [job.id]))
+    finally:
+        w2.stop(5)
+    assert queue.get(job.id).state == "done" and _visible(src) == ["big-truepix.tif", "big.jpg"]
+
+
+def test_bad_files_fail_with_their_error_and_the_next_file_goes_through(tmp_path, queue):
+    src = tmp_path / "in"
+    good = _jpeg(tmp_path / "good.jpg")
+    bad = make_bad_inputs(src, good)
+    ids = [queue.submit(p, UPSCALE).id for p in [*bad, good]]
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert _wait(lambda: _final(queue, ids))
+    finally:
+        w.stop(5)
+    *bad_jobs, good_job = (queue.get(i) for i in ids)
+    for job in bad_jobs:
+        name = job.source.rsplit("/", 1)[1]
+        assert job.state == "failed" and BAD_INPUTS[name].lower() in job.error.lower(), job.error
+        assert name in job.error and f"job {job.id} marked failed" in job.error and "original untouched" in job.error
+    assert good_job.state == "done"
+    assert _visible(src) == sorted(BAD_INPUTS)  # nothing written beside the bad files
+
+
+def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
+    """ENOSPC injected at the moment the encoded file is flushed: failed job, no partial output."""
+    import truepix.io.image as image
+
+    calls = []
+
+    def full_disk(path):
+        calls.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(image, "_fsync_file", full_disk)
+    src = tmp_path / "in"
+    src.mkdir()
+    original = _jpeg(src / "a.jpg").read_bytes()
+    job = queue.submit(src / "a.jpg", UPSCALE)
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert _wait(lambda: _final(queue, [job.id]))
+    finally:
+        w.stop(5)
+    failed = queue.get(job.id)
+    assert calls and calls[0].name.startswith(".a-truepix.tif.truepix-tmp-")  # the temp file was fully written
+    assert failed.state == "failed" and "disk full" in failed.error and "nothing written" in failed.error
+    assert sorted(p.name for p in src.iterdir()) == ["a.jpg"]  # temp file removed, no output
+    assert (src / "a.jpg").read_bytes() == original
