@@ -118,7 +118,7 @@ IGNORED = [
     "i.xmp", "IMG_0001.CR2.xmp", "j.pp3", "k.dop", "l.on1", "m.acr", "n.json", "o.txt", "noext",  # sidecars
     "IMG_1-truepix.tif", "IMG_1-truepix-1.tif", "IMG_1-truepix-12.JPG", "IMG_2-look.png",   # own outputs
     "skip_me.jpg", "SKIP.CR2",                                            # the folder's ignore patterns
-    "empty.jpg",                                                          # no content (yet)
+    "empty.jpg",                                   # no content: held back for EMPTY_SETTLE (5 s), see below
 ]
 HANDED = ["IMG_0001.CR2", "photo.JPG", "IMG_1-truepixel.jpg", "IMG_1-truepix-x.jpg", "IMG_1-truepix.jpg.png"]
 
@@ -143,6 +143,22 @@ def test_only_candidates_are_handed_over(tmp_path, watch, when):
     assert wait_for(lambda: rec.names() >= set(HANDED))
     time.sleep(SETTLE + 0.3)
     assert rec.paths() == Counter({spec.path / name: 1 for name in HANDED})
+
+
+def test_an_empty_file_is_handed_over_only_after_it_stayed_empty_longer(tmp_path, watch, monkeypatch):
+    from truepix.service import watcher as watcher_mod
+
+    monkeypatch.setattr(watcher_mod, "EMPTY_SETTLE", 1.5)
+    spec = folder(tmp_path / "hot", settle=0.3)
+    _, rec = watch([spec])
+    (spec.path / "placeholder.jpg").write_bytes(b"")
+    (spec.path / "stays-empty.jpg").write_bytes(b"")
+    time.sleep(0.8)
+    (spec.path / "placeholder.jpg").write_bytes(b"the copy arrives")
+    assert wait_for(lambda: "placeholder.jpg" in rec.names())
+    assert "stays-empty.jpg" not in rec.names()
+    assert wait_for(lambda: "stays-empty.jpg" in rec.names())
+    assert rec.paths()[spec.path / "placeholder.jpg"] == 1
 
 
 def test_renamed_and_moved_in_files_are_picked_up_under_their_new_name(tmp_path, watch):

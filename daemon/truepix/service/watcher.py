@@ -5,7 +5,9 @@ them is the caller's business (app.py queues them).  Its promises:
 
 - A file is handed over once its size and mtime have stayed unchanged, and no
   write event has arrived, for ``spec.settle`` seconds, so a half-copied file
-  is never read.  Empty files are held back until they get content.
+  is never read.  An empty file must stay empty for at least
+  ``EMPTY_SETTLE`` seconds (a copy may create its file well before it writes),
+  then it is handed over too, so the caller can report it.
 - Candidates are regular files (a symlink to one counts, handed over under the
   link's path) whose lower-case suffix is in ``truepix.io.SUPPORTED_SUFFIXES``.
   Never handed over: hidden files and anything under a hidden subfolder,
@@ -65,6 +67,7 @@ TEMP_PATTERNS = ("*.tmp", "*.part", "*.partial", "*.crdownload", "*.download", "
 POLL_INTERVAL = 1.0  # seconds between PollingObserver snapshots
 
 Signature = tuple[int, int]  # (st_size, st_mtime_ns)
+EMPTY_SETTLE = 5.0  # seconds an empty file must stay empty before it is handed over
 
 
 @dataclass(eq=False)
@@ -429,13 +432,14 @@ class FolderWatcher:
             for path, entry, sig in sigs:
                 if self._pending.get(path) is not entry:
                     continue
-                if sig is None or sig[0] == 0:
-                    # Gone, not a regular file, or still empty; an event or rescan brings it back.
+                if sig is None:
+                    # Gone, or not a regular file; an event or rescan brings it back.
                     del self._pending[path]
                 elif sig != entry.sig:
                     entry.sig = sig
                     entry.changed = now
-                elif now - entry.changed >= entry.folder.spec.settle:
+                elif now - entry.changed >= (entry.folder.spec.settle if sig[0] else
+                                             max(entry.folder.spec.settle, EMPTY_SETTLE)):
                     del self._pending[path]
                     if entry.folder.handed.get(path) != sig:
                         ready.append((path, entry.folder, sig))
