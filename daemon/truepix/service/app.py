@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from truepix import __version__
-from truepix.config import Config, FolderSpec
+from truepix.config import Config, FolderSpec, default_hot_folder
 from truepix.errors import TruepixError
 from truepix.service import paths
 from truepix.service.api import ApiServer, Backend, load_or_create_token
@@ -83,14 +83,19 @@ def sample_photo() -> pathlib.Path:
 
 
 def _prepare_folders(config: Config) -> list[FolderSpec]:
-    """The hot folders; the default one is created on first start, with the sample photo as a demonstration."""
+    """The hot folders.  truepix's own ``<Pictures>/truepix`` is created when missing (with the sample
+    photo as a demonstration when no config names any folder); any other missing folder may be a
+    drive not mounted yet, so it is only warned about (the watcher picks it up when it appears)."""
     folders = list(config.hot_folders())
-    if config.folders is None:
-        default = folders[0].path
-        if not default.exists():
-            default.mkdir(parents=True)
-            shutil.copy2(sample_photo(), default / "colorchart.jpg")
-            log.info("created the default hot folder %s, with a sample photo to show how it works", default)
+    own = default_hot_folder()
+    for f in folders:
+        if f.path == own and not f.path.exists():
+            f.path.mkdir(parents=True)
+            if config.folders is None:
+                shutil.copy2(sample_photo(), f.path / "colorchart.jpg")
+                log.info("created the hot folder %s, with a sample photo to show how it works", f.path)
+            else:
+                log.info("created the hot folder %s", f.path)
     return folders
 
 

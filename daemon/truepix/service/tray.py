@@ -1,0 +1,571 @@
+"""The system-tray icon of the daemon (pystray): idle / working / paused, and a small menu.
+
+The tray owns no state.  It reads everything from a :class:`TrayController` (the daemon, wired by app.py) and
+calls it back for the menu actions:
+
+    Pause / Resume          (one item; its text follows the state; also the default action, see below)
+    3 queued, 1 running     (disabled, information only)
+    Open output folder
+    Open log
+    Quit                    (asks the daemon to shut down; the daemon later calls Tray.stop())
+
+Backends.  pystray picks its backend once, when ``import pystray`` runs, from the environment variable
+``PYSTRAY_BACKEND``; :func:`start_tray` sets that variable itself, so the backend is the one the configuration
+asks for (``[server] tray``), and logs the one it got.  Because Python caches the import, **the backend can be
+chosen only once per process**: a later ``start_tray`` with another backend reuses the first one (and says so).
+``pystray`` is imported lazily, inside :func:`start_tray`, because without a display the import itself raises
+(``Xlib.error.DisplayNameError``) on Linux.
+
+- ``auto``: Windows -> ``win32``; macOS -> ``darwin``; Linux/BSD with a display -> ``appindicator`` if it loads,
+  else ``gtk``, else ``xorg``; no display (neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) -> headless.
+- ``appindicator`` / ``gtk`` have menus.  They need PyGObject (``pip install "PyGObject<3.51"``; on Debian/Ubuntu
+  first ``apt-get install libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0``, plus
+  ``gir1.2-ayatanaappindicator3-0.1`` for appindicator) and a D-Bus session bus (any desktop session has one).
+- ``xorg`` (python-xlib only) has no menus: a left click on the icon toggles pause/resume (pystray activates the
+  menu's default item on click), the tooltip shows the queue.  It shows only where an XEMBED system tray runs.
+- ``darwin``: AppKit wants the icon's run loop on the process's main thread, which the daemon keeps for itself.
+  The tray tries ``Icon.run_detached()`` (works when the host runs the NSApplication loop) and otherwise runs the
+  icon in a thread, which macOS may refuse; then the daemon runs on without an icon (the reason is logged).
+- ``none``: no icon.
+
+Whatever goes wrong while starting the icon is logged once and :func:`start_tray` returns ``None``: the daemon
+runs on without a tray.  The icon runs in its own daemon thread; a second small thread calls :meth:`Tray.refresh`
+about once a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Protocol
+
+from PIL import Image, ImageDraw
+
+log = logging.getLogger("truepix.tray")
+
+BACKENDS = ("auto", "gtk", "appindicator", "xorg", "win32", "darwin", "none")
+STATES = ("idle", "working", "paused")
+ICON_SIZE = 64
+REFRESH_INTERVAL = 1.0  # seconds between two refreshes by the refresher thread
+START_TIMEOUT = 5.0  # seconds to wait for the icon's event loop to come up
+STOP_TIMEOUT = 2.0  # seconds stop() waits for each thread
+
+_PYGOBJECT_HINT = (
+    'install PyGObject (pip install "PyGObject<3.51"; Debian/Ubuntu first: apt-get install libgirepository1.0-dev '
+    "libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1) and run in a desktop session"
+)
+
+
+class TrayController(Protocol):
+    def snapshot(self) -> dict: ...  # {"paused", "queued", "running", "current", "progress"}
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def quit(self) -> None: ...  # asks the daemon to shut down (the daemon will later call Tray.stop())
+    def output_folder(self) -> pathlib.Path: ...
+    def log_file(self) -> pathlib.Path: ...
+
+
+# -- the pure part: what the icon, the tooltip and the menu show for a snapshot --------------------------------
+
+
+def _normalise(snapshot: dict | None) -> dict:
+    s = snapshot or {}
+    progress = s.get("progress")
+    return {
+        "paused": bool(s.get("paused")),
+        "queued": max(0, int(s.get("queued") or 0)),
+        "running": max(0, int(s.get("running") or 0)),
+        "current": str(s["current"]) if s.get("current") else None,
+        "progress": None if progress is None else min(1.0, max(0.0, float(progress))),
+    }
+
+
+def state_of(snapshot: dict) -> str:
+    """``"paused"`` (wins, even while the last job finishes), ``"working"`` or ``"idle"``."""
+    s = _normalise(snapshot)
+    if s["paused"]:
+        return "paused"
+    if s["running"] or s["current"]:
+        return "working"
+    return "idle"
+
+
+def queue_text(snapshot: dict) -> str:
+    s = _normalise(snapshot)
+    return f"{s['queued']} queued, {s['running']} running"
+
+
+def menu_entries(snapshot: dict) -> list[tuple[str, str]]:
+    """The menu for a snapshot: ``(text, action)`` pairs, top to bottom.
+
+    Actions: ``pause``, ``resume``, ``info`` (disabled, shows the queue), ``open_output``, ``open_log``, ``quit``.
+    The first entry (Pause or Resume) is the default one: the action of a left click where the backend has one.
+    """
+    paused = _normalise(snapshot)["paused"]
+    return [
+        ("Resume", "resume") if paused else ("Pause", "pause"),
+        (queue_text(snapshot), "info"),
+        ("Open output folder", "open_output"),
+        ("Open log", "open_log"),
+        ("Quit", "quit"),
+    ]
+
+
+def title_text(snapshot: dict) -> str:
+    """The icon's title / tooltip, one line."""
+    s = _normalise(snapshot)
+    state = state_of(s)
+    if state == "paused":
+        return f"truepix: paused ({queue_text(s)})"
+    if state == "working":
+        doing = s["current"] or "working"
+        if s["progress"] is not None:
+            doing += f" {round(100 * s['progress'])}%"
+        return f"truepix: {doing} ({s['queued']} queued)"
+    return f"truepix: idle ({s['queued']} queued)" if s["queued"] else "truepix: idle"
+
+
+_COLOURS = {
+    "idle": (128, 128, 128, 255),  # grey
+    "working": (30, 136, 229, 255),  # blue
+    "paused": (245, 166, 35, 255),  # amber
+}
+
+
+def icon_image(state: str) -> Image.Image:
+    """A fresh 64x64 RGBA icon: an aperture glyph (grey idle, blue working) or an amber disc with a pause sign."""
+    import math
+
+    if state not in _COLOURS:
+        raise ValueError(f"unknown tray state {state!r}")
+    ss = 4  # drawn 4x larger, then reduced: cheap antialiasing
+    n = ICON_SIZE * ss
+    c, r = n / 2, n / 2 - 3 * ss
+    disc = Image.new("L", (n, n), 0)
+    ImageDraw.Draw(disc).ellipse((c - r, c - r, c + r, c + r), fill=255)
+    img = Image.new("RGBA", (n, n), _COLOURS[state])
+    draw = ImageDraw.Draw(img)
+    light = (255, 255, 255, 255)
+    if state == "paused":
+        w, h = 0.22 * r, 0.9 * r
+        for x in (c - 0.42 * r, c + 0.2 * r):
+            draw.rounded_rectangle((x, c - h / 2, x + w, c + h / 2), radius=0.06 * r, fill=(70, 45, 0, 255))
+    else:
+        ri = 0.36 * r  # the hexagonal opening of the aperture, and six blade edges running from it to the rim
+        pts = [(c + ri * math.cos(math.pi / 3 * k + 0.3), c + ri * math.sin(math.pi / 3 * k + 0.3)) for k in range(6)]
+        draw.polygon(pts, fill=light)
+        for k in range(6):
+            (x0, y0), (x1, y1) = pts[k - 1], pts[k]
+            dx, dy = x1 - x0, y1 - y0
+            norm = math.hypot(dx, dy)
+            draw.line((x1, y1, x1 + 2 * r * dx / norm, y1 + 2 * r * dy / norm), fill=light, width=int(0.09 * r))
+    img.putalpha(disc)
+    return img.resize((ICON_SIZE, ICON_SIZE), Image.LANCZOS)
+
+
+# -- opening files ------------------------------------------------------------------------------------------
+
+
+def open_path(path: pathlib.Path | str) -> bool:
+    """Open a file or folder in the desktop's default application, without waiting.
+
+    ``xdg-open`` on Linux/BSD, ``open`` on macOS, ``os.startfile`` on Windows.  Returns whether the opener could
+    be started; a failure is logged, never raised.
+    """
+    path = pathlib.Path(path)
+    try:
+        if not path.exists():
+            log.warning("cannot open %s: it does not exist", path)
+            return False
+        if sys.platform == "win32":
+            os.startfile(str(path))  # type: ignore[attr-defined]
+            return True
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        proc = subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        threading.Thread(target=proc.wait, name="truepix-tray-open", daemon=True).start()  # reap it, no zombie
+        return True
+    except Exception as exc:  # a menu action must not take the tray down
+        log.warning("cannot open %s: %s", path, exc)
+        return False
+
+
+# -- choosing and loading the pystray backend --------------------------------------------------------------
+
+
+def _headless_reason() -> str | None:
+    """Why there is no display to put an icon on (Linux/BSD), or None."""
+    if sys.platform in ("win32", "darwin"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display (DISPLAY and WAYLAND_DISPLAY unset): running headless, no tray icon"
+
+
+def _session_bus() -> bool:
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or (f"/run/user/{os.getuid()}" if hasattr(os, "getuid") else "")
+    return bool(runtime) and os.path.exists(os.path.join(runtime, "bus"))
+
+
+def _candidates(backend: str) -> tuple[list[str], list[str]]:
+    """The pystray backends to try, in order, and why others were skipped (for the log)."""
+    if backend != "auto":
+        return [backend], []
+    if sys.platform == "win32":
+        return ["win32"], []
+    if sys.platform == "darwin":
+        return ["darwin"], []
+    out, skipped = [], []
+    if importlib.util.find_spec("gi") is None:
+        skipped.append("appindicator/gtk: PyGObject (gi) is not installed")
+    elif not _session_bus():
+        skipped.append("appindicator/gtk: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset)")
+    else:
+        out += ["appindicator", "gtk"]
+    if os.environ.get("DISPLAY"):
+        out.append("xorg")
+    else:
+        skipped.append("xorg: DISPLAY unset")
+    return out, skipped
+
+
+def _loaded_backend(pystray: Any) -> str:
+    return pystray.Icon.__module__.rsplit(".", 1)[-1].lstrip("_")
+
+
+def _import_pystray(name: str) -> Any:
+    """``import pystray`` with ``PYSTRAY_BACKEND=name``; on failure leave no half-imported pystray behind."""
+    before = os.environ.get("PYSTRAY_BACKEND")
+    os.environ["PYSTRAY_BACKEND"] = name
+    try:
+        return importlib.import_module("pystray")
+    except BaseException:
+        for mod in ("pystray", f"pystray._{name}"):
+            sys.modules.pop(mod, None)
+        raise
+    finally:
+        if before is None:
+            os.environ.pop("PYSTRAY_BACKEND", None)
+        else:
+            os.environ["PYSTRAY_BACKEND"] = before
+
+
+class _DockFilter(logging.Filter):
+    """pystray's xorg backend logs 'Failed to dock icon' with a traceback at every icon change while no system tray
+    runs on the display; let one short warning through instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Failed to dock icon"):
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "xorg tray icon: no system tray (XEMBED) found on the display; the icon is not shown", None, None, None)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_dock_filter = _DockFilter()
+
+
+def start_tray(backend: str, controller: TrayController) -> Tray | None:
+    """Start the tray icon.
+
+    backend: "auto" | "gtk" | "appindicator" | "xorg" | "win32" | "darwin" | "none".
+    Returns a started :class:`Tray`, or ``None`` when running headless or when the icon cannot be started; the
+    reason is logged once on ``logging.getLogger("truepix.tray")``.  Never raises.
+    """
+    backend = (backend or "auto").strip().lower()
+    if backend == "none":
+        log.info("tray disabled (tray = none): running without a tray icon")
+        return None
+    if backend not in BACKENDS:
+        log.warning("unknown tray backend %r (expected one of %s): running without a tray icon",
+                    backend, ", ".join(BACKENDS))
+        return None
+    reason = _headless_reason()
+    if reason:
+        log.info("%s", reason)
+        return None
+
+    pystray = sys.modules.get("pystray")
+    notes: list[str] = []
+    if pystray is not None and hasattr(pystray, "Icon"):
+        used = _loaded_backend(pystray)
+        if backend not in ("auto", used):
+            notes.append(f"pystray is already loaded with its {used!r} backend in this process and its backend can "
+                         f"be chosen only once, so {backend!r} is not used")
+    else:
+        pystray = None
+        candidates, notes = _candidates(backend)
+        for name in candidates:
+            try:
+                pystray = _import_pystray(name)
+                used = _loaded_backend(pystray)
+                break
+            except Exception as exc:  # ImportError, ValueError (gi), Xlib display errors, ...
+                notes.append(f"{name}: {type(exc).__name__}: {exc}".strip())
+        if pystray is None:
+            log.warning("no tray icon (tray = %s): no pystray backend could be loaded (%s); running without one",
+                        backend, "; ".join(notes) or "none available")
+            return None
+
+    logging.getLogger("pystray._base").addFilter(_dock_filter)
+    tray = None
+    try:
+        tray = Tray(pystray, used, controller)
+        tray._start(START_TIMEOUT)
+    except Exception as exc:  # the daemon runs on without a tray
+        log.warning("no tray icon: the pystray %r backend failed to start: %s: %s", used, type(exc).__name__, exc)
+        if tray is not None:
+            tray.stop()
+        return None
+
+    if tray.has_menu:
+        log.info("tray icon started (pystray backend %r, with menu)%s", used,
+                 f"; skipped: {'; '.join(notes)}" if notes else "")
+    else:
+        level = logging.WARNING if backend == "auto" and sys.platform.startswith("linux") else logging.INFO
+        log.log(level, "tray icon started (pystray backend %r) without a menu: left-click the icon to pause/resume, "
+                "the tooltip shows the queue; for a menu, %s%s", used, _PYGOBJECT_HINT,
+                f" (skipped: {'; '.join(notes)})" if notes else "")
+    return tray
+
+
+# -- the icon ----------------------------------------------------------------------------------------------
+
+
+class Tray:
+    """A running tray icon; made by :func:`start_tray`.
+
+    ``backend``: the pystray backend in use; ``has_menu``: whether it shows menus; ``icon``: the ``pystray.Icon``;
+    ``state``: what the icon shows now ("idle", "working" or "paused").
+    """
+
+    def __init__(self, pystray: Any, backend: str, controller: TrayController,
+                 refresh_interval: float = REFRESH_INTERVAL) -> None:
+        self.backend = backend
+        self.controller = controller
+        self.has_menu = bool(getattr(pystray.Icon, "HAS_MENU", False))
+        self._pystray = pystray
+        self._interval = refresh_interval
+        self._images = {state: icon_image(state) for state in STATES}
+        self._snapshot_failed = False
+        self._snapshot = self._read_snapshot() or _normalise(None)
+        self.state = state_of(self._snapshot)
+        self._title = title_text(self._snapshot)
+        self._entries = menu_entries(self._snapshot)
+        self._lock = threading.Lock()  # one refresh at a time (refresher thread vs. the daemon)
+        self._wake = threading.Event()
+        self._ready = threading.Event()
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
+        self.icon = pystray.Icon("truepix", icon=self._images[self.state], title=self._title,
+                                 menu=pystray.Menu(self._menu_items))
+
+    @property
+    def image(self) -> Image.Image:
+        """The image the icon shows now."""
+        return self._images[self.state]
+
+    # -- menu
+
+    def _menu_items(self) -> list:
+        item, separator = self._pystray.MenuItem, self._pystray.Menu.SEPARATOR
+        items = []
+        for i, (text, action) in enumerate(menu_entries(self._snapshot)):
+            if action in ("open_output", "quit"):
+                items.append(separator)
+            items.append(item(text, self._action(action), default=(i == 0), enabled=(action != "info")))
+        return items
+
+    def _action(self, name: str):
+        def action(icon, item):  # pystray calls it in the icon's thread
+            self._do(name)
+
+        action.__name__ = f"tray_{name}"
+        return action
+
+    def _do(self, name: str) -> None:
+        c = self.controller
+        try:
+            if name == "pause":
+                c.pause()
+            elif name == "resume":
+                c.resume()
+            elif name == "quit":
+                c.quit()
+            elif name == "open_output":
+                open_path(c.output_folder())
+            elif name == "open_log":
+                path = pathlib.Path(c.log_file())
+                open_path(path if path.exists() or not path.parent.exists() else path.parent)
+        except Exception:  # a failing action must not take the icon down
+            log.exception("tray: the %r action failed", name)
+        self._wake.set()  # the refresher thread shows the new state at once
+
+    # -- refresh
+
+    def _read_snapshot(self) -> dict | None:
+        try:
+            snap = _normalise(self.controller.snapshot())
+        except Exception as exc:
+            if not self._snapshot_failed:
+                log.warning("tray: controller.snapshot() failed: %s: %s", type(exc).__name__, exc)
+            self._snapshot_failed = True
+            return None
+        self._snapshot_failed = False
+        return snap
+
+    def refresh(self) -> None:
+        """Re-read ``controller.snapshot()`` and update the icon image, title/tooltip and menu (what changed).
+
+        Safe from any thread.  Called from the icon's own thread (a menu action that refreshes synchronously) it
+        only wakes the refresher thread, since the backends update the icon through that very thread.
+        """
+        if self._stopped:
+            return
+        if self._thread is not None and threading.current_thread() is self._thread:
+            self._wake.set()
+            return
+        if not self._lock.acquire(timeout=STOP_TIMEOUT):
+            return
+        try:
+            if self._stopped:
+                return
+            snap = self._read_snapshot()
+            if snap is None:
+                return
+            self._snapshot = snap
+            alive = self._thread is not None and self._thread.is_alive()
+            state, title, entries = state_of(snap), title_text(snap), menu_entries(snap)
+            if state != self.state:
+                self.state = state
+                if alive:
+                    self.icon.icon = self._images[state]
+            if title != self._title:
+                self._title = title
+                if alive:
+                    self.icon.title = title
+            if entries != self._entries:
+                self._entries = entries
+                if alive and self.has_menu:
+                    self.icon.update_menu()
+        except Exception:  # never let a refresh kill the daemon or the refresher
+            log.debug("tray: refresh failed", exc_info=True)
+        finally:
+            self._lock.release()
+
+    def _refresh_loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stopped:
+                break
+            self.refresh()
+
+    # -- start / stop
+
+    def _setup(self, icon) -> None:
+        # Called by pystray in its setup thread once the event loop is up.  Retried: pystray's xorg backend
+        # dispatches to its loop thread, which it records a moment after starting this callback.
+        for attempt in range(20):
+            try:
+                icon.visible = True
+                break
+            except Exception:
+                if attempt == 19:
+                    log.debug("tray: could not show the icon", exc_info=True)
+                time.sleep(0.05)
+        self._ready.set()
+
+    def _run_icon(self) -> None:
+        try:
+            self.icon.run(setup=self._setup)
+        except BaseException as exc:  # the gtk backends raise here on stop (their notifier's cleanup)
+            if self._ready.is_set():
+                log.debug("tray: the icon's event loop ended with %s: %s", type(exc).__name__, exc)
+            else:
+                self._error = exc
+        finally:
+            self._wake.set()
+
+    def _start(self, timeout: float) -> None:
+        detached = False
+        if self.backend == "darwin" and hasattr(self.icon, "run_detached"):
+            try:
+                self.icon.run_detached(setup=self._setup)
+                detached = True
+            except Exception:  # not wired to an NSApplication loop: try a thread
+                log.debug("tray: run_detached failed", exc_info=True)
+        if not detached:
+            self._thread = threading.Thread(target=self._run_icon, name="truepix-tray", daemon=True)
+            self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._error is not None:
+                raise self._error
+            if self._thread is not None and not self._thread.is_alive():
+                raise RuntimeError("the icon's event loop ended at once")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the icon's event loop did not come up within {timeout:g} s")
+        self._refresher = threading.Thread(target=self._refresh_loop, name="truepix-tray-refresh", daemon=True)
+        self._refresher.start()
+
+    def stop(self) -> None:
+        """Remove the icon and join its threads (a couple of seconds at most).  Idempotent; never raises."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        me = threading.current_thread()
+        try:
+            if self._refresher is not None and self._refresher is not me and me is not self._thread:
+                self._refresher.join(STOP_TIMEOUT)
+            locked = me is not self._thread and self._lock.acquire(timeout=STOP_TIMEOUT)  # let a refresh finish
+            try:
+                alive = self._thread is None or self._thread.is_alive()  # detached (darwin): no thread to ask
+                if alive:
+                    try:
+                        self.icon.visible = False
+                    except Exception:
+                        log.debug("tray: hiding the icon failed", exc_info=True)
+                    try:
+                        self.icon.stop()
+                        # xorg: the loop thread destroys the icon's window (which ends the loop) and flushes, but
+                        # python-xlib's flush returns at once while another thread is still sending, and that one
+                        # may finish without the new request: it can stay queued, and the loop waits for ever.
+                        # By now that other flush is over (it was ours, in icon.stop()); flush again.
+                        display = getattr(self.icon, "_display", None)
+                        if display is not None and self._thread is not None and self._thread is not me:
+                            display.flush()
+                    except Exception:
+                        log.debug("tray: stopping the icon failed", exc_info=True)
+                # With its loop gone, an Icon that still counts itself visible would try to hide through the dead
+                # loop when garbage-collected (and wait for it for ever, with the xorg backend).
+                self.icon._visible = False
+            finally:
+                if locked:
+                    self._lock.release()
+            if self._thread is not None and self._thread is not me:
+                self._thread.join(STOP_TIMEOUT)
+                if self._thread.is_alive():
+                    log.debug("tray: the icon's thread did not end within %g s", STOP_TIMEOUT)
+        except Exception:  # stop() never raises
+            log.debug("tray: stop failed", exc_info=True)
