@@ -1,5 +1,6 @@
 import pathlib
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -64,3 +65,13 @@ def make_bad_inputs(folder: pathlib.Path, good_jpeg: pathlib.Path) -> list[pathl
     (folder / "text.tif").write_text("this is not an image\n" * 20)
     huge_tiff(folder / "huge.tif")
     return [folder / name for name in BAD_INPUTS]
+
+
+def wait_until(predicate, timeout: float = 60.0, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())

@@ -111,12 +111,3 @@ class DaemonProc:
     def kill9(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
-
-
-def wait_until(predicate, timeout: float = 60.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False

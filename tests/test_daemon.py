@@ -15,8 +15,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import BAD_INPUTS, REPO, make_bad_inputs, photo_like
-from daemon_proc import DaemonProc, wait_until
+from conftest import BAD_INPUTS, REPO, make_bad_inputs, photo_like, wait_until
+from daemon_proc import DaemonProc
 
 
 def _jpeg(path, h=40, w=56, seed=0):

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
-from daemon_proc import DaemonProc, wait_until
+from conftest import REPO, wait_until
+from daemon_proc import DaemonProc
 
 DOC = REPO / "docs" / "protocol.md"
 

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 from watchdog.observers.polling import PollingObserver
 
+from conftest import wait_until
 from truepix.config import FolderSpec
 from truepix.service.watcher import FolderWatcher
 
@@ -49,13 +50,8 @@ class Recorder:
         return {path.name for path in self.paths()}
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    return wait_until(predicate, timeout)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BAD_INPUTS, make_bad_inputs, photo_like
+from conftest import BAD_INPUTS, make_bad_inputs, photo_like, wait_until
 from truepix.engine.pipeline import EngineOptions
 from truepix.recipes import BUILTIN
 from truepix.service.queue import JobQueue
@@ -22,15 +22,6 @@ FAST = EngineOptions(tile=256)
 def _jpeg(path, h=48, w=64, seed=0):
     Image.fromarray(np.round(photo_like(h, w, seed) * 255).astype(np.uint8)).save(path, quality=92)
     return path
-
-
-def _wait(predicate, timeout=60.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def _final(q, ids):
@@ -63,7 +54,7 @@ def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue):
     t.start()
     w.start()
     try:
-        assert _wait(lambda: _final(queue, [j.id for j in jobs]))
+        assert wait_until(lambda: _final(queue, [j.id for j in jobs]))
     finally:
         stop.set()
         t.join()
@@ -84,14 +75,14 @@ def test_pause_lets_the_current_job_finish_and_starts_no_other(tmp_path, queue):
     w = Worker(queue, EngineOptions(tile=128), poll=0.05)
     w.start()
     try:
-        assert _wait(lambda: (c := w.current()) is not None and c.id == jobs[0].id and c.phase == "enhancing")
+        assert wait_until(lambda: (c := w.current()) is not None and c.id == jobs[0].id and c.phase == "enhancing")
         w.pause()
-        assert _wait(lambda: queue.get(jobs[0].id).state == "done")
+        assert wait_until(lambda: queue.get(jobs[0].id).state == "done")
         time.sleep(0.5)
         assert [queue.get(j.id).state for j in jobs[1:]] == ["queued", "queued"]  # the decoded-ahead one went back
         assert w.paused and w.current() is None
         w.resume()
-        assert _wait(lambda: _final(queue, [j.id for j in jobs]))
+        assert wait_until(lambda: _final(queue, [j.id for j in jobs]))
     finally:
         w.stop(5)
     assert [queue.get(j.id).state for j in jobs] == ["done"] * 3
@@ -104,10 +95,10 @@ def test_cancel_a_running_job_writes_nothing(tmp_path, queue):
     w = Worker(queue, EngineOptions(tile=96), poll=0.05)
     w.start()
     try:
-        assert _wait(lambda: (c := w.current()) is not None and c.progress > 0.05)
+        assert wait_until(lambda: (c := w.current()) is not None and c.progress > 0.05)
         queue.cancel(job.id)
         w.cancel(job.id)
-        assert _wait(lambda: _final(queue, [job.id]))
+        assert wait_until(lambda: _final(queue, [job.id]))
     finally:
         w.stop(5)
     assert queue.get(job.id).state == "cancelled"
@@ -120,7 +111,7 @@ def test_shutdown_after_the_grace_period_requeues_without_output(tmp_path, queue
     job = queue.submit(_jpeg(src / "big.jpg", 720, 960), UPSCALE)
     w = Worker(queue, EngineOptions(tile=96), poll=0.05)
     w.start()
-    assert _wait(lambda: (c := w.current()) is not None and c.progress > 0.05)
+    assert wait_until(lambda: (c := w.current()) is not None and c.progress > 0.05)
     t0 = time.monotonic()
     assert w.stop(grace=0.2)
     assert time.monotonic() - t0 < 10
@@ -130,7 +121,7 @@ def test_shutdown_after_the_grace_period_requeues_without_output(tmp_path, queue
     w2 = Worker(queue, FAST, poll=0.05)  # the next start completes it
     w2.start()
     try:
-        assert _wait(lambda: _final(queue, [job.id]))
+        assert wait_until(lambda: _final(queue, [job.id]))
     finally:
         w2.stop(5)
     assert queue.get(job.id).state == "done" and _visible(src) == ["big-truepix.tif", "big.jpg"]
@@ -144,7 +135,7 @@ def test_bad_files_fail_with_their_error_and_the_next_file_goes_through(tmp_path
     w = Worker(queue, FAST, poll=0.05)
     w.start()
     try:
-        assert _wait(lambda: _final(queue, ids))
+        assert wait_until(lambda: _final(queue, ids))
     finally:
         w.stop(5)
     *bad_jobs, good_job = (queue.get(i) for i in ids)
@@ -174,7 +165,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
     w = Worker(queue, FAST, poll=0.05)
     w.start()
     try:
-        assert _wait(lambda: _final(queue, [job.id]))
+        assert wait_until(lambda: _final(queue, [job.id]))
     finally:
         w.stop(5)
     failed = queue.get(job.id)

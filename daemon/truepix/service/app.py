@@ -241,8 +241,8 @@ class Daemon:
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        while not self.stopping.wait(1.0):
-            self._refresh_tray()
+        while not self.stopping.wait(1.0):  # a timeout, so signal handlers run promptly on every platform
+            pass
         self.stop()
 
     def _stop_work(self) -> None:
