@@ -54,7 +54,60 @@ class AnchorSR(nn.Module):
         return self.shuffle(residual + anchor)
 
 
-ARCHS = {"anchor_sr": AnchorSR}
+class RLFB(nn.Module):
+    """Residual local feature block of RLFN (Kong et al., NTIRE 2022 efficient SR), without its ESA:
+    three 3x3 conv + ReLU with one local residual, then a 1x1 fuse.
+
+    ESA (strided conv, 7x7/3 max-pool, bilinear resize to the input's size) was left out on
+    purpose: its resize ratio depends on the input's size, so the net is not shift-equivariant
+    and a tiled photo would not equal the whole one (and training patches would see another
+    ratio than 512-pixel tiles).  Plain convolutions keep the receptive field exact and finite.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.fuse = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.convs(x) + x)
+
+
+class RLFNAnchor(nn.Module):
+    """RLFN-style residual blocks with ABPN's anchor: x``scale`` SR of RGB in [0, 1].
+
+    RLFN spends its compute on plain 3x3 convolutions, which ONNX Runtime runs fast on every
+    provider (IMDN/RFDN's channel splits and concatenations cost memory traffic for few FLOPs);
+    the anchor (nearest-neighbour input added before the shuffle) means the net learns only the
+    residual, which trains quickly on a CPU.
+
+    Args:
+        scale: 2, 3 or 4.  channels: feature width.  blocks: RLFB count.
+    """
+
+    def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 5, colors: int = 3):
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Conv2d(colors, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*[RLFB(channels) for _ in range(blocks)])
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.tail = nn.Conv2d(channels, colors * scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+        self.register_buffer("anchor_index", torch.arange(colors).repeat_interleave(scale * scale),
+                             persistent=False)
+        nn.init.normal_(self.tail.weight, std=1e-3)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.head(x)
+        f = self.body_tail(self.blocks(f)) + f
+        return self.shuffle(self.tail(f) + x.index_select(1, self.anchor_index))
+
+
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor}
 
 
 def build(name: str, **kwargs) -> nn.Module:

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--name", required=True, help="run name; output in runs/NAME")
     p.add_argument("--arch", default="anchor_sr")
     p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--body", type=int, default=6)
+    p.add_argument("--body", type=int, default=6, help="depth: conv layers (anchor_sr) or blocks (rlfn_anchor)")
     p.add_argument("--scale", type=int, default=2)
     p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
     p.add_argument("--val-count", type=int, default=8, help="images held out (last N in sort order)")
@@ -82,7 +82,8 @@ def main(argv=None) -> int:
           f"built in {time.time() - t0:.0f}s", flush=True)
     sampler = PatchSampler(train_pairs, args.scale, args.patch, seed=args.seed)
 
-    arch_kwargs = {"scale": args.scale, "channels": args.channels, "body": args.body}
+    depth = "blocks" if args.arch == "rlfn_anchor" else "body"
+    arch_kwargs = {"scale": args.scale, "channels": args.channels, depth: args.body}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, best = 0, -math.inf
