@@ -140,7 +140,8 @@ def cmd_eval(args) -> int:
         print(f"truepix: eval --task {args.task} is not available yet (only upscale)", file=sys.stderr)
         return 2
     result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
-                              options=_engine_options(args), limit=args.limit)
+                              options=_engine_options(args), limit=args.limit, degradation=args.degradation,
+                              unsharp_from=args.unsharp_from)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -301,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all for the task)")
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--degradation", choices=["bicubic", "camera"], default="bicubic",
+                   help="how the low-resolution input is made: the classic bicubic protocol, or a held-out "
+                        "simulated camera (default bicubic)")
+    p.add_argument("--unsharp-from", type=pathlib.Path,
+                   help="(camera) training images to tune the bicubic + unsharp-mask baseline on")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_eval)

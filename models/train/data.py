@@ -1,11 +1,18 @@
 """Training pairs for the upscalers.
 
-For now the degradation is the classic SR protocol: the teacher is the
-original image, the student is its MATLAB-compatible bicubic antialiased
-downscale (``truepix.resize.imresize``).  Pairs are built once per image and
-per scale-jitter factor (whole-image resizing, so patch borders see the same
-kernel support as a real photo), kept in memory as float32, and random aligned
-patches are cut from them with flips and 90-degree rotations.
+Two degradations:
+
+- ``bicubic`` (``make_pairs``), the classic SR protocol: the teacher is the
+  original image, the student its MATLAB-compatible bicubic antialiased
+  downscale (``truepix.resize.imresize``).
+- ``camera`` (``make_camera_pairs``): the student is what a simulated camera
+  records of the teacher's scene (``truepix.simulate``: lens, OLPF, pixel
+  aperture, CFA, noise, demosaic, JPEG), a different random camera, exposure
+  and white balance for each of an image's variants.
+
+Pairs are built once from whole images (so field-dependent lens blur and patch
+borders see what a real frame would), kept in memory as float32, and random
+aligned patches are cut from them with flips and 90-degree rotations.
 """
 
 from __future__ import annotations
@@ -57,6 +64,35 @@ def make_pairs(paths: list[pathlib.Path], scale: int, jitter: tuple[float, ...] 
             hr = np.ascontiguousarray(hr[:h, :w])
             lr = quantise8(imresize(hr, 1.0 / scale)).astype(np.float32)
             pairs.append(Pair(hr=hr.astype(np.float32), lr=lr))
+    return pairs
+
+
+def colour_jitter(img_srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness (x0.7..1.3) and white balance (R, B x0.9..1.1) changed in linear light, clipped."""
+    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+
+    lin = srgb_to_linear(img_srgb.astype(np.float32))
+    gains = rng.uniform(0.7, 1.3) * np.array([rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)], np.float32)
+    return linear_to_srgb(np.clip(lin * gains, 0, 1).astype(np.float32))
+
+
+def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,
+                      exclude: tuple[str, ...] = (), log=print) -> list[Pair]:
+    """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``)."""
+    from truepix.simulate.camera import sample_profile
+    from truepix.simulate.pipeline import teacher_and_student
+
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i, path in enumerate(paths):
+        img = load_rgb(path)
+        for _ in range(variants):
+            profile = sample_profile(rng, exclude=exclude)
+            teacher, student, _ = teacher_and_student(colour_jitter(img, rng), scale, profile, rng)
+            pairs.append(Pair(hr=np.ascontiguousarray(teacher, np.float32),
+                              lr=np.ascontiguousarray(student, np.float32)))
+        if log and (i + 1) % 50 == 0:
+            log(f"camera pairs: {i + 1}/{len(paths)} images")
     return pairs
 
 

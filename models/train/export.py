@@ -102,7 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", type=pathlib.Path, required=True)
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--task", default="upscale")
-    p.add_argument("--degradation", default="bicubic (MATLAB imresize, antialiased)")
+    p.add_argument("--degradation", default=None,
+                   help="how the training pairs were made (default: from the checkpoint's config)")
     p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure")
     p.add_argument("--training-command", default="", help="the command that trained the checkpoint")
     p.add_argument("--models-dir", type=pathlib.Path, default=MODELS_DIR, help="where the .onnx and manifest go")
@@ -121,6 +122,12 @@ def main(argv=None) -> int:
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]
+    protocol = cfg.get("degradation", "bicubic")
+    if args.degradation is None:
+        args.degradation = ("bicubic (MATLAB imresize, antialiased)" if protocol == "bicubic" else
+                            "camera (truepix.simulate: random camera profiles, held out: "
+                            f"{', '.join(cfg.get('exclude_profile', []))}; {cfg.get('camera_variants')} "
+                            "variants per image)")
     row = {
         "name": args.name, "version": args.version, "task": args.task, "scale": scale,
         "file": onnx_path.name, "sha256": sha, "input": "rgb", "transfer": "srgb",
@@ -132,7 +139,7 @@ def main(argv=None) -> int:
             "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
             "degradation": args.degradation, "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
             "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
-            "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": "L1 (RGB)",
+            "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": cfg.get("loss", "l1"),
             "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
             "held_out_val_psnr_y": round(state["val_psnr_y"], 3),
             "arch_kwargs": {k: v for k, v in state["arch_kwargs"].items()},
@@ -148,13 +155,16 @@ def main(argv=None) -> int:
         write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
         metrics = {}
         for data in args.eval:
-            res = evaluate_upscale(data, scale, models=[args.name])
+            res = evaluate_upscale(data, scale, models=[args.name], degradation=protocol)
             r, b = res["results"][args.name], res["results"]["bicubic"]
             metrics[data.name] = {"psnr_y": r["psnr"], "ssim_y": r["ssim"], "bicubic_psnr_y": b["psnr"],
                                   "bicubic_ssim_y": b["ssim"]}
+            for key in ("colour_shift", "backprojection_psnr", "invention_ratio"):
+                if key in r:
+                    metrics[data.name][key] = r[key]
             print(f"{data.name}: PSNR-Y {r['psnr']:.2f} dB (bicubic {b['psnr']:.2f}), SSIM-Y {r['ssim']:.4f}")
-        row["metrics"] = {"command": f"truepix eval --task upscale --scale {scale} --data DIR --model {args.name}",
-                          **metrics}
+        row["metrics"] = {"command": f"truepix eval --task upscale --scale {scale} --degradation {protocol} "
+                                     f"--data DIR --model {args.name}", **metrics}
     manifest = models_dir / "manifest.toml"
     rows = _rows(manifest)
     write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)

@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from models.train import archs
-from models.train.data import PatchSampler, list_images, make_pairs
+from models.train import archs, losses
+from models.train.data import PatchSampler, list_images, make_camera_pairs, make_pairs
 from truepix.evaluate.metrics import sr_scores
 
 
@@ -38,6 +38,12 @@ def parse_args(argv=None):
     p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
     p.add_argument("--val-count", type=int, default=8, help="images held out (last N in sort order)")
     p.add_argument("--jitter", type=float, nargs="+", default=[1.0, 0.85, 0.7, 0.55])
+    p.add_argument("--degradation", choices=["bicubic", "camera"], default="bicubic",
+                   help="bicubic: the classic protocol; camera: simulated cameras (truepix.simulate)")
+    p.add_argument("--camera-variants", type=int, default=4, help="(camera) degraded copies per image")
+    p.add_argument("--exclude-profile", nargs="*", default=["apsc24"],
+                   help="(camera) built-in profiles never sampled: held out for evaluation")
+    p.add_argument("--loss", choices=["l1", "l1+msssim", "lab"], default="l1")
     p.add_argument("--iters", type=int, default=16000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=48, help="LR patch side")
@@ -76,8 +82,13 @@ def main(argv=None) -> int:
         sys.exit(f"train: only {len(files)} images under {args.data}; need more than --val-count")
     train_files, val_files = files[:-args.val_count], files[-args.val_count:]
     t0 = time.time()
-    train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
-    val_pairs = make_pairs(val_files, args.scale)
+    if args.degradation == "camera":
+        train_pairs = make_camera_pairs(train_files, args.scale, args.camera_variants, args.seed,
+                                        tuple(args.exclude_profile))
+        val_pairs = make_camera_pairs(val_files, args.scale, 1, args.seed + 1, tuple(args.exclude_profile))
+    else:
+        train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
+        val_pairs = make_pairs(val_files, args.scale)
     print(f"{len(train_files)} training images ({len(train_pairs)} pairs), {len(val_files)} held out; "
           f"built in {time.time() - t0:.0f}s", flush=True)
     sampler = PatchSampler(train_pairs, args.scale, args.patch, seed=args.seed)
@@ -86,6 +97,7 @@ def main(argv=None) -> int:
     arch_kwargs = {"scale": args.scale, "channels": args.channels, depth: args.body}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = losses.build(args.loss)
     start, best = 0, -math.inf
     last = run / "last.pt"
     if last.exists():
@@ -106,7 +118,7 @@ def main(argv=None) -> int:
             g["lr"] = lr
         lr_np, hr_np = sampler.batch(args.batch)
         out = model(torch.from_numpy(lr_np))
-        loss = torch.nn.functional.l1_loss(out, torch.from_numpy(hr_np))
+        loss = loss_fn(out, torch.from_numpy(hr_np))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
