@@ -49,3 +49,32 @@ def test_train_export_and_run_through_engine(tmp_path):
     models.verify(info)
     out = enhance(photo_like(30, 40), None, Recipe("s", (Step("smoke-x2"),)), model_dir=models_dir)
     assert out.pixels.shape == (60, 80, 3)
+
+
+def test_camera_degradation_training_with_the_lab_loss(tmp_path):
+    """The camera protocol end to end for a few iterations: simulated pairs, rlfn_anchor, Lab+MS-SSIM loss."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(np.round(photo_like(96, 112, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
+    train = [sys.executable, "-m", "models.train.train", "--name", "cam", "--iters", "6", "--batch", "2",
+             "--patch", "24", "--ckpt-every", "3", "--val-count", "1", "--arch", "rlfn_anchor", "--channels", "8",
+             "--body", "1", "--threads", "1", "--degradation", "camera", "--camera-variants", "2", "--loss", "lab",
+             "--data", str(data), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
+
+
+def test_losses_agree_with_the_reference_colour_science():
+    import torch
+
+    from models.train.losses import lab_msssim, ms_ssim, srgb_to_lab
+    from truepix.colorimetry import linear_srgb_to_lab, srgb_to_linear
+
+    x = torch.rand(2, 3, 40, 40)
+    ref = linear_srgb_to_lab(srgb_to_linear(x.numpy().transpose(0, 2, 3, 1).copy()))
+    assert np.abs(srgb_to_lab(x).numpy().transpose(0, 2, 3, 1) - ref).max() < 1e-3
+    assert abs(ms_ssim(x, x).item() - 1) < 1e-6 and ms_ssim(x, x.flip(-1)).item() < 0.5
+    assert lab_msssim(x, x).item() < 1e-6 < lab_msssim(x, (x + 0.05).clamp(0, 1)).item()
