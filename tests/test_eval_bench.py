@@ -41,3 +41,40 @@ def test_bench_json(tmp_path, capsys):
         assert "error" not in c, c
         assert c["mp_per_s"] > 0 and c["peak_rss_mb"] > 0
         assert c["output_mp"] == round(c["input_mp"] * 4, 2) or abs(c["output_mp"] - 4 * c["input_mp"]) < 0.01
+
+
+def test_eval_camera_protocol_reports_the_true_to_life_measures(tmp_path, capsys):
+    data, train = tmp_path / "set", tmp_path / "train"
+    data.mkdir()
+    train.mkdir()
+    for i in range(2):
+        Image.fromarray(np.round(photo_like(64, 80, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
+        Image.fromarray(np.round(photo_like(48, 48, seed=9 + i) * 255).astype(np.uint8)).save(train / f"{i}.png")
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--task", "upscale", "--scale", "2", "--degradation", "camera", "--data", str(data),
+            "--unsharp-from", str(train), "--model", "upscale-x2", "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["degradation"] == "camera" and result["held_out_camera"] == "apsc24"
+    methods = result["results"]
+    unsharp = [m for m in methods if m.startswith("bicubic + unsharp")]
+    assert len(unsharp) == 1 and "upscale-x2" in methods
+    for r in methods.values():
+        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "backprojection_psnr", "invention_ratio"}
+        assert r["colour_shift"] >= 0 and r["invention_ratio"] > 0
+    # Bicubic cannot add detail the defocused truth lacks: its ratio is about 1.
+    assert 0.8 < methods["bicubic"]["invention_ratio"] < 1.2
+    assert "held-out profile apsc24" in capsys.readouterr().out
+
+
+def test_camera_lr_is_reproducible_and_defocus_removes_detail():
+    from truepix.evaluate import camera
+
+    truth = camera.crop_for(photo_like(70, 90, seed=3, noise=0.0), 2)
+    a, deg = camera.camera_lr(truth, 2, 7)
+    b, _ = camera.camera_lr(truth, 2, 7)
+    assert np.array_equal(a, b) and a.shape == (truth.shape[0] // 2, truth.shape[1] // 2, 3)
+    assert deg["profile"] == "apsc24"
+    blurred, mask = camera.defocused_truth(truth, 2, 0)
+    sharp_e = camera.high_frequency_energy(truth, mask, 2)
+    assert camera.high_frequency_energy(blurred, mask, 2) < 0.1 * sharp_e
