@@ -76,11 +76,33 @@ def colour_jitter(img_srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return linear_to_srgb(np.clip(lin * gains, 0, 1).astype(np.float32))
 
 
+def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, prob: float = 0.3) -> np.ndarray:
+    """With probability ``prob``, part of the scene out of focus (a disc blur of 1..6 low-resolution pixels
+    over a random smooth region), blurred in linear light.
+
+    It is applied to the *scene*, so teacher and student both carry it: the network learns that bokeh
+    stays bokeh — it must not sharpen what the photo never had in focus.
+    """
+    if rng.random() >= prob:
+        return img_srgb
+    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.simulate.optics import apply_psf, defocus_psf
+
+    h, w = img_srgb.shape[:2]
+    lin = srgb_to_linear(img_srgb.astype(np.float32))
+    blurred = apply_psf(lin, defocus_psf(rng.uniform(1.0, 6.0) * scale))
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = ((x / w - 0.5) * np.cos(angle) + (y / h - 0.5) * np.sin(angle)) + rng.uniform(-0.3, 0.3)
+    mask = np.clip(t / rng.uniform(0.02, 0.2) + 0.5, 0, 1)[..., None]  # a soft edge between the planes
+    return linear_to_srgb((lin * (1 - mask) + blurred * mask).astype(np.float32))
+
+
 def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,
                       exclude: tuple[str, ...] = (), log=print) -> list[Pair]:
     """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``)."""
     from truepix.simulate.camera import sample_profile
-    from truepix.simulate.pipeline import teacher_and_student
+    from truepix.simulate.pipeline import sample_degradation, teacher_and_student
 
     rng = np.random.default_rng(seed)
     pairs = []
@@ -88,7 +110,11 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
         img = load_rgb(path)
         for _ in range(variants):
             profile = sample_profile(rng, exclude=exclude)
-            teacher, student, _ = teacher_and_student(colour_jitter(img, rng), scale, profile, rng)
+            # Defocus belongs to the scene (both sides, above), never to the student alone: a
+            # student-only defocus would teach the network to invent sharpness in bokeh.
+            deg = sample_degradation(profile, rng, defocus_prob=0.0)
+            scene = scene_defocus(colour_jitter(img, rng), scale, rng)
+            teacher, student, _ = teacher_and_student(scene, scale, profile, rng, deg=deg)
             pairs.append(Pair(hr=np.ascontiguousarray(teacher, np.float32),
                               lr=np.ascontiguousarray(student, np.float32)))
         if log and (i + 1) % 50 == 0:
