@@ -64,3 +64,38 @@ def test_transfer_curves_in_place_on_any_layout():
     assert got is a
     np.testing.assert_array_equal(a, want)
     np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(0.5)), 0.5, atol=1e-6)
+
+
+def test_reanchor_tolerance_keeps_small_corrections_and_removes_the_excess():
+    inp = np.full((32, 32, 3), 0.5, np.float32)
+    small = np.full((64, 64, 3), 0.52, np.float32)  # 4% off: a denoiser's legitimate bias correction
+    fidelity.reanchor(small, inp, 2, block=16, tolerance=0.1)
+    assert np.allclose(small, 0.52, atol=1e-6)
+    big = np.full((64, 64, 3), 0.8, np.float32)  # 60% off: a drift the guard must pull back
+    fidelity.reanchor(big, inp, 2, block=16, tolerance=0.1)
+    assert np.allclose(big, 0.5 * 1.1 + 0.0005, atol=1e-5)  # down to the edge of the tolerance
+    exact = np.full((64, 64, 3), 0.8, np.float32)
+    fidelity.reanchor(exact, inp, 2, block=16)
+    assert np.allclose(exact, 0.5, atol=1e-6)
+
+
+def test_camera_models_are_anchored_in_linear_light(tmp_path):
+    """A row with anchor = "linear" makes the guard keep linear means (within its tolerance)."""
+    import shutil
+
+    from truepix.engine import models
+    from truepix.engine.pipeline import enhance
+    from truepix.recipes import Recipe, Step
+
+    src = models.default_model_dir()
+    shutil.copy(src / "upscale-x2.onnx", tmp_path)
+    text = (src / "manifest.toml").read_text()
+    (tmp_path / "manifest.toml").write_text(text.replace('name = "upscale-x2"\n', 'name = "upscale-x2"\n'
+                                                         'anchor = "linear"\nanchor_block = 8\n', 1))
+    info = models.load_manifest(tmp_path)["upscale-x2"]
+    assert info.extra["anchor"] == "linear"
+    img = np.clip(np.random.default_rng(0).normal(0.05, 0.03, (48, 48, 3)), 0, 1).astype(np.float32)
+    out = enhance(img, None, Recipe("r", (Step("upscale-x2"),)), model_dir=tmp_path).pixels
+    lin_in = img.reshape(6, 8, 6, 8, 3).mean(axis=(1, 3))
+    lin_out = out.reshape(6, 16, 6, 16, 3).mean(axis=(1, 3))
+    assert np.abs(lin_out - lin_in).max() < 2e-3  # linear block means kept (the output is linear)

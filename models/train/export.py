@@ -132,6 +132,9 @@ def main(argv=None) -> int:
         "name": args.name, "version": args.version, "task": args.task, "scale": scale,
         "file": onnx_path.name, "sha256": sha, "input": "rgb", "transfer": "srgb",
         "receptive_radius": receptive_radius(model), "opset": 17,
+        # The fidelity guard keeps means where the training degradation keeps them (engine/pipeline.py).
+        "anchor": "linear" if protocol == "camera" else "srgb", "anchor_block": 16,
+        "anchor_tolerance": 0.1 if protocol == "camera" else 0.0,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
         "training": {

@@ -66,7 +66,7 @@ def _centres(length: int, block: int) -> np.ndarray:
     return (starts + stops) / 2.0
 
 
-def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16) -> float:
+def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tolerance: float = 0.0) -> float:
     """Shift ``out``'s local means onto ``inp``'s, in place.
 
     Args:
@@ -75,12 +75,21 @@ def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16) -> f
         scale: integer size ratio.
         block: cell size in input pixels; larger keeps more of the network's
             own low-frequency output, smaller anchors tighter.
+        tolerance: block-mean differences up to this much (0..1 scale, relative
+            to the input mean plus 0.005) are the network's to keep; only the
+            excess is corrected.  0 anchors exactly.  A denoiser needs some: the
+            mean of a noisy input is itself biased (clipped at black), and the
+            network's correction of that bias is right.
 
     Returns:
         The largest absolute correction applied (0..1 scale), for the report.
     """
     h, w, _ = inp.shape
-    diff = (block_means(inp, block) - block_means(out, block * scale)).astype(np.float32)
+    mean_in = block_means(inp, block)
+    diff = (mean_in - block_means(out, block * scale)).astype(np.float32)
+    if tolerance > 0:
+        allowed = (tolerance * (np.abs(mean_in) + 0.005)).astype(np.float32)
+        diff = np.sign(diff) * np.maximum(np.abs(diff) - allowed, 0)
     ly, ry, ty = _interp_matrix(h * scale, _centres(h, block) * scale)
     lx, rx, tx = _interp_matrix(w * scale, _centres(w, block) * scale)
     # Interpolate along x once per block row: (nby, W*s, C), then along y row by row
