@@ -123,8 +123,8 @@ def tune_unsharp(train_files: list[pathlib.Path], scale: int, load) -> tuple[flo
         lr, _ = camera_lr(truth, scale, 50_000 + i)
         cases.append((truth, lr))
     best, best_score = (0.0, 1.0), -np.inf
-    for sigma in (0.8, 1.2, 1.6, 2.0):
-        for amount in (0.0, 0.3, 0.6, 0.9, 1.2):
+    for sigma in (0.8, 1.2, 1.6, 2.0, 2.5, 3.0, 4.0):
+        for amount in (0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2):
             up = unsharp(scale, amount, sigma)
             score = float(np.mean([sr_scores(up(lr), truth, border=scale)[0] for truth, lr in cases]))
             if score > best_score:
