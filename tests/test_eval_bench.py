@@ -33,7 +33,7 @@ def test_eval_upscale_json(tmp_path, capsys):
 
 def test_bench_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--sizes", "0.02", "--json", str(out)]) == 0
+    assert main(["bench", "--sizes", "0.02", "--model", "upscale-x2", "--json", str(out)]) == 0
     cases = json.loads(out.read_text())["cases"]
     names = [c["method"] for c in cases]
     assert names == ["upscale-x2", "upscale-x2 (network only)", "upscale-x2 (file to file)", "pillow-bicubic"]
