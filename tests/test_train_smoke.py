@@ -67,8 +67,10 @@ def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
 
 
-def test_losses_agree_with_the_reference_colour_science():
+def test_losses_agree_with_the_reference_colour_science(monkeypatch):
     import torch
+
+    monkeypatch.syspath_prepend(str(REPO))  # models/ is the repository's, not an installed package
 
     from models.train.losses import lab_msssim, ms_ssim, srgb_to_lab
     from truepix.colorimetry import linear_srgb_to_lab, srgb_to_linear

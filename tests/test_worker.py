@@ -173,3 +173,20 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
     assert failed.state == "failed" and "disk full" in failed.error and "nothing written" in failed.error
     assert sorted(p.name for p in src.iterdir()) == ["a.jpg"]  # temp file removed, no output
     assert (src / "a.jpg").read_bytes() == original
+
+
+def test_a_stop_while_the_only_job_is_decoding_lets_it_finish(tmp_path, queue):
+    """The job being decoded while the runner is idle is the current one: a stop finishes it."""
+    import tifffile
+
+    src = tmp_path / "in"
+    src.mkdir()
+    big = src / "big.tif"
+    tifffile.imwrite(big, np.round(photo_like(1500, 2000) * 65535).astype(np.uint16), compression="zlib")
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    job = queue.submit(big, UPSCALE)
+    w.wake()
+    assert wait_until(lambda: (c := w.current()) is not None and c.phase == "decoding", step=0.002)
+    assert w.stop(grace=60)
+    assert queue.get(job.id).state == "done" and (src / "big-truepix.tif").exists()

@@ -158,13 +158,15 @@ class Worker:
                 self._wake.clear()
                 continue
             ready = _Ready(job)
-            self._set_current(job, "decoding", only_if_idle=True)
+            # Decoded while the runner is idle, this job *is* the current one: a stop lets it finish.
+            # Decoded ahead of a running job, it goes back to the queue at a stop.
+            current = self._set_current(job, "decoding", only_if_idle=True)
             try:
                 recipe = job.recipe_object()
                 ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output)
             except BaseException as e:  # noqa: B036 -- every failure belongs to the job, not the thread
                 ready.error = e
-            while not self._stopping.is_set():
+            while not (self._stopping.is_set() and not current):
                 try:
                     self._handoff.put(ready, timeout=0.2)
                     break
@@ -184,7 +186,7 @@ class Worker:
                 continue
             self._slot.release()
             job = ready.job
-            if self._stopping.is_set():
+            if self._stopping.is_set() and not self._is_current(job):
                 self._give_back(job)
                 continue
             if self.paused:
@@ -214,11 +216,17 @@ class Worker:
 
     # -- one job -------------------------------------------------------------------------------------
 
-    def _set_current(self, job: Job, phase: str, *, only_if_idle: bool = False) -> None:
+    def _set_current(self, job: Job, phase: str, *, only_if_idle: bool = False) -> bool:
+        """Make ``job`` the current one (``only_if_idle``: unless another is); returns whether it is."""
         with self._lock:
             if only_if_idle and self._current is not None:
-                return
+                return False
             self._current = Current(job.id, job.source, job.recipe_name, phase, 0.0, time.time())
+            return True
+
+    def _is_current(self, job: Job) -> bool:
+        with self._lock:
+            return self._current is not None and self._current.id == job.id
 
     def _progress(self, job_id: int):
         def tick(frac: float) -> None:
