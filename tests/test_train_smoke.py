@@ -15,12 +15,19 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 
+def _images(folder, n, h, w):
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.round(photo_like(h, w, seed=i) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
+
+
 def test_train_export_and_run_through_engine(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(6):
-        Image.fromarray(np.round(photo_like(80, 96, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
+    data = _images(tmp_path / "data", 6, 80, 96)
+    env = ENV
     train = [sys.executable, "-m", "models.train.train", "--name", "smoke", "--iters", "20", "--batch", "4",
              "--patch", "24", "--ckpt-every", "10", "--val-count", "2", "--jitter", "1.0", "--channels", "8",
              "--body", "2", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
@@ -53,11 +60,8 @@ def test_train_export_and_run_through_engine(tmp_path):
 
 def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     """The camera protocol end to end for a few iterations: simulated pairs, rlfn_anchor, Lab+MS-SSIM loss."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        Image.fromarray(np.round(photo_like(96, 112, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
+    data = _images(tmp_path / "data", 4, 96, 112)
+    env = ENV
     train = [sys.executable, "-m", "models.train.train", "--name", "cam", "--iters", "6", "--batch", "2",
              "--patch", "24", "--ckpt-every", "3", "--val-count", "1", "--arch", "rlfn_anchor", "--channels", "8",
              "--body", "1", "--threads", "1", "--degradation", "camera", "--camera-variants", "2", "--loss", "lab",
