@@ -88,14 +88,20 @@ def test_pause_lets_the_current_job_finish_and_starts_no_other(tmp_path, queue):
     assert [queue.get(j.id).state for j in jobs] == ["done"] * 3
 
 
-def test_cancel_a_running_job_writes_nothing(tmp_path, queue):
+def _big_job_under_way(tmp_path, queue):
+    """A job in small tiles (slow), already past 5% of its inference: (source folder, job, worker)."""
     src = tmp_path / "in"
     src.mkdir()
     job = queue.submit(_jpeg(src / "big.jpg", 720, 960), UPSCALE)
     w = Worker(queue, EngineOptions(tile=96), poll=0.05)
     w.start()
+    assert wait_until(lambda: (c := w.current()) is not None and c.progress > 0.05)
+    return src, job, w
+
+
+def test_cancel_a_running_job_writes_nothing(tmp_path, queue):
+    src, job, w = _big_job_under_way(tmp_path, queue)
     try:
-        assert wait_until(lambda: (c := w.current()) is not None and c.progress > 0.05)
         queue.cancel(job.id)
         w.cancel(job.id)
         assert wait_until(lambda: _final(queue, [job.id]))
@@ -106,12 +112,7 @@ def test_cancel_a_running_job_writes_nothing(tmp_path, queue):
 
 
 def test_shutdown_after_the_grace_period_requeues_without_output(tmp_path, queue):
-    src = tmp_path / "in"
-    src.mkdir()
-    job = queue.submit(_jpeg(src / "big.jpg", 720, 960), UPSCALE)
-    w = Worker(queue, EngineOptions(tile=96), poll=0.05)
-    w.start()
-    assert wait_until(lambda: (c := w.current()) is not None and c.progress > 0.05)
+    src, job, w = _big_job_under_way(tmp_path, queue)
     t0 = time.monotonic()
     assert w.stop(grace=0.2)
     assert time.monotonic() - t0 < 10
