@@ -75,3 +75,18 @@ def wait_until(predicate, timeout: float = 60.0, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return bool(predicate())
+
+
+def need_tools(*tools: str) -> None:
+    """Skip unless each command is on PATH; under CI (TRUEPIX_REQUIRE_TOOLS=1, set by .ci/run once its apt
+    install succeeded) a missing one fails the test instead, so a plug-in test cannot quietly stop running."""
+    import os
+    import shutil
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    reason = f"{', '.join(missing)} not installed (Debian: lua5.1 lua5.4 lua-busted lua-check lua-socket curl)"
+    if os.environ.get("TRUEPIX_REQUIRE_TOOLS") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -1,10 +1,14 @@
-"""The start-at-login files in packaging/: they parse, and they run `truepix run`."""
+"""packaging/: the start-at-login files parse and run `truepix run`; plugins.py builds the Lightroom zip and installs
+the darktable script."""
 
 import configparser
+import os
 import plistlib
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -70,3 +74,52 @@ def test_readme_covers_each():
     readme = (PACKAGING / "README.md").read_text()
     for needle in ("systemctl --user enable --now truepix", "launchctl bootstrap gui/", "install-startup.ps1"):
         assert needle in readme
+
+
+def _plugins_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PACKAGING / "plugins.py"), *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_lightroom_zip_holds_the_plugin_folder(tmp_path):
+    run = _plugins_script("lightroom", "--out", str(tmp_path / "dist"))
+    assert run.returncode == 0, run.stderr
+    archive = tmp_path / "dist" / "truepix.lrplugin.zip"
+    assert f"built {archive}" in run.stdout and "Plug-in Manager > Add" in run.stdout
+    with zipfile.ZipFile(archive) as z:
+        names = sorted(z.namelist())
+        assert z.testzip() is None
+        z.extractall(tmp_path / "unzipped")
+    expected = sorted(f"truepix.lrplugin/{p.name}" for p in (REPO / "plugin_lua" / "truepix.lrplugin").glob("*.lua"))
+    assert names == expected and "truepix.lrplugin/Info.lua" in names
+    # Info.lua names files that are in the zip, and they are byte-identical to the source
+    folder = tmp_path / "unzipped" / "truepix.lrplugin"
+    info = (folder / "Info.lua").read_text()
+    for name in re.findall(r"'(\w+\.lua)'", info):
+        assert (folder / name).read_bytes() == (REPO / "plugin_lua" / "truepix.lrplugin" / name).read_bytes()
+    assert not [p for p in (tmp_path / "dist").iterdir() if p.name != "truepix.lrplugin.zip"]  # no temp file left
+
+
+def test_darktable_install_into_a_config_folder(tmp_path):
+    config = tmp_path / "darktable"
+    config.mkdir()
+    (config / "luarc").write_text('require "tools/script_manager"\n')
+    for _ in range(2):  # a second install updates the files and does not repeat the luarc line
+        run = _plugins_script("darktable", "--config-dir", str(config))
+        assert run.returncode == 0, run.stderr
+    contrib = config / "lua" / "contrib"
+    assert (contrib / "truepix.lua").read_bytes() == (REPO / "plugin_lua" / "darktable" / "truepix.lua").read_bytes()
+    assert (contrib / "truepix_json.lua").read_bytes() == (
+        REPO / "plugin_lua" / "truepix.lrplugin" / "json.lua").read_bytes()
+    luarc = (config / "luarc").read_text().splitlines()
+    assert luarc == ['require "tools/script_manager"', 'require "contrib/truepix"']
+    assert "already loads it" in run.stdout
+    run = _plugins_script("darktable", "--config-dir", str(tmp_path / "fresh"), "--no-luarc")
+    assert run.returncode == 0 and not (tmp_path / "fresh" / "luarc").exists()
+
+
+def test_darktable_default_config_folder_follows_xdg(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
+    run = _plugins_script("darktable", env=env)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "xdg" / "darktable" / "lua" / "contrib" / "truepix.lua").is_file()

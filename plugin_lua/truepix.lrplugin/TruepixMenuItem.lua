@@ -1,0 +1,2 @@
+-- Library > Plug-in Extras > "Enhance with truepix...": Lightroom runs this file each time.
+require('TruepixLibrary').start()
