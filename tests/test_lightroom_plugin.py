@@ -4,8 +4,6 @@ on all of plugin_lua."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 
 import numpy as np
@@ -13,28 +11,7 @@ import tifffile
 
 from conftest import REPO, need_tools, photo_like
 from daemon_proc import DaemonProc
-
-PLUGIN_LUA = REPO / "plugin_lua"
-
-
-def _busted(spec: str, lua: str, env: dict | None = None) -> dict:
-    """Run one spec file with busted's JSON output; the decoded report (successes, failures, errors, pendings)."""
-    need_tools("busted", lua)
-    run = subprocess.run(["busted", f"--lua={lua}", "--output=json", spec], cwd=PLUGIN_LUA,
-                         env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
-    try:
-        report = json.loads(run.stdout[run.stdout.index("{"):])
-    except ValueError:
-        raise AssertionError(f"busted gave no report (exit {run.returncode}):\n{run.stdout}\n{run.stderr}") from None
-    report["exit"] = run.returncode
-    return report
-
-
-def _passed(report: dict, at_least: int) -> None:
-    problems = [f"{p['name']}: {p.get('message') or p.get('trace', {}).get('message')}"
-                for p in report["failures"] + report["errors"] + report["pendings"]]
-    assert not problems, "\n".join(problems)
-    assert report["exit"] == 0 and len(report["successes"]) >= at_least, report
+from lua_specs import run_spec
 
 
 def test_luacheck_is_clean():
@@ -46,7 +23,7 @@ def test_luacheck_is_clean():
 
 
 def test_specs_with_sdk_standins():
-    _passed(_busted("spec/lightroom_spec.lua", "lua5.1"), at_least=27)
+    run_spec("spec/lightroom_spec.lua", "lua5.1").assert_all_passed(at_least=34)
 
 
 def test_end_to_end_with_a_real_daemon(tmp_path):
@@ -66,8 +43,7 @@ def test_end_to_end_with_a_real_daemon(tmp_path):
                "TRUEPIX_E2E_TOKEN_FILE": str(daemon.root / "config" / "truepix" / "token"),
                "TRUEPIX_E2E_TIFF": str(rendered), "TRUEPIX_E2E_ORIGINAL_DIR": str(originals),
                "TRUEPIX_E2E_RESULT": str(result)}
-        run = _busted("spec/lightroom_e2e_spec.lua", "lua5.1", env)
-        _passed(run, at_least=5)
+        run_spec("spec/lightroom_e2e_spec.lua", "lua5.1", env).assert_all_passed(at_least=5)
         enhanced = result.read_text()
         assert enhanced == str(originals / "IMG_2041-truepix.tif")
         out = tifffile.imread(enhanced)

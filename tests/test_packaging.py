@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, need_tools
 
 PACKAGING = REPO / "packaging"
 UNIT = PACKAGING / "systemd" / "truepix.service"
@@ -123,3 +123,19 @@ def test_darktable_default_config_folder_follows_xdg(tmp_path):
     run = _plugins_script("darktable", env=env)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "xdg" / "darktable" / "lua" / "contrib" / "truepix.lua").is_file()
+
+
+def test_installed_darktable_script_loads_its_json_helper(tmp_path):
+    """Installed alone (no repository beside it), the script finds truepix_json.lua next to itself and registers."""
+    need_tools("lua5.4")
+    config = tmp_path / "darktable"
+    assert _plugins_script("darktable", "--config-dir", str(config), "--no-luarc").returncode == 0
+    standin = REPO / "plugin_lua" / "spec" / "support" / "darktable_standin.lua"
+    script = config / "lua" / "contrib" / "truepix.lua"
+    lua = (f"local standin = dofile({str(standin)!r}); standin.install{{}}; "
+           f"local data = dofile({str(script)!r}); "
+           "assert(standin.storages.truepix, 'no storage'); "
+           "print(data.internals.json.encode({ok = true}))")
+    run = subprocess.run(["lua5.4", "-e", lua], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().endswith('{"ok":true}')
