@@ -72,7 +72,8 @@ def test_windows_scripts_start_truepix_run():
 
 def test_readme_covers_each():
     readme = (PACKAGING / "README.md").read_text()
-    for needle in ("systemctl --user enable --now truepix", "launchctl bootstrap gui/", "install-startup.ps1"):
+    for needle in ("systemctl --user enable --now truepix", "launchctl bootstrap gui/", "install-startup.ps1",
+                   "plugins.py lightroom", "plugins.py darktable"):
         assert needle in readme
 
 
