@@ -8,6 +8,7 @@
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or "."
 local standin = dofile(here .. "/support/darktable_standin.lua")
+local files = dofile(here .. "/support/files.lua")
 local SCRIPT = here .. "/../darktable/truepix.lua"
 
 local env = {
@@ -17,22 +18,7 @@ local env = {
 	original_dir = os.getenv("TRUEPIX_E2E_ORIGINAL_DIR"),
 }
 
-local function copy(from, to)
-	local src = assert(io.open(from, "rb"))
-	local data = src:read("a")
-	src:close()
-	local dst = assert(io.open(to, "wb"))
-	dst:write(data)
-	dst:close()
-end
-
-local function exists(path)
-	local f = io.open(path, "rb")
-	if f then
-		f:close()
-	end
-	return f ~= nil
-end
+local copy, exists = files.copy, files.exists
 
 describe("the darktable script against a real truepix daemon", function()
 	if not (env.port and env.token_file and env.tiff and env.original_dir) then

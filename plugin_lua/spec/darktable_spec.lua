@@ -7,45 +7,14 @@ package.path = here .. "/../truepix.lrplugin/?.lua;" .. here .. "/support/?.lua;
 local json = require "json"
 local fake_daemon = require "fake_daemon"
 local standin = dofile(here .. "/support/darktable_standin.lua")
+local files = dofile(here .. "/support/files.lua")
 local SCRIPT = here .. "/../darktable/truepix.lua"
 
 local TOKEN = "secret-token-5f2d8c"
 local PORT = 48999
 local NOT_RUNNING = "truepix is not running on 127.0.0.1:48999 — start it with `truepix run` (or from its tray icon)"
 
-local function q(s)
-	return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local text = f:read("a")
-	f:close()
-	return text
-end
-
-local function write(path, text)
-	local f = assert(io.open(path, "wb"))
-	f:write(text)
-	f:close()
-end
-
-local function exists(path)
-	return read(path) ~= nil
-end
-
-local function entries(folder)
-	local pipe = io.popen("ls -A " .. q(folder))
-	local names = {}
-	for name in pipe:lines() do
-		names[#names + 1] = name
-	end
-	pipe:close()
-	return names
-end
+local q, read, write, exists, entries = files.quote, files.read, files.write, files.exists, files.list
 
 -- POSIX shell words: '...' quoting, backslash escapes, blanks between words.
 local function shell_words(cmd)

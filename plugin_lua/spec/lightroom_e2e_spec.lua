@@ -10,6 +10,8 @@ local here = debug.getinfo(1, 'S').source:match('^@(.*/)') or './'
 package.path = here .. '?.lua;' .. package.path
 
 local lr = require 'support.lightroom_standin'
+local files = require 'support.files'
+local copy = files.copy
 
 local env = {
 	port = os.getenv('TRUEPIX_E2E_PORT'),
@@ -18,15 +20,6 @@ local env = {
 	originals = os.getenv('TRUEPIX_E2E_ORIGINAL_DIR'),
 	result = os.getenv('TRUEPIX_E2E_RESULT'),
 }
-
-local function copy(from, to)
-	local src = assert(io.open(from, 'rb'))
-	local data = src:read('*a')
-	src:close()
-	local dst = assert(io.open(to, 'wb'))
-	dst:write(data)
-	dst:close()
-end
 
 local function freePortNobodyListensOn()
 	local socket = require 'socket'
@@ -45,9 +38,7 @@ describe('the Lightroom plug-in with a real truepix daemon', function()
 	local renders
 
 	before_each(function()
-		renders = os.tmpname()
-		os.remove(renders)
-		assert(os.execute("mkdir -p '" .. renders .. "'"))
+		renders = files.tempFolder()
 		lr.install { tempDir = renders, realSleep = true }
 		lr.useRealHttp()
 		lr.prefs.port = tonumber(env.port)
@@ -59,7 +50,7 @@ describe('the Lightroom plug-in with a real truepix daemon', function()
 	end)
 
 	after_each(function()
-		os.execute("rm -rf '" .. renders .. "'")
+		files.remove(renders)
 	end)
 
 	it('exports, gets the enhanced TIFF beside the original and stacks it above', function()
@@ -109,7 +100,7 @@ describe('the Lightroom plug-in with a real truepix daemon', function()
 			out:write(rendered)
 			out:close()
 			-- keep the replaced file for the test to measure: after_each removes the render folder
-			os.execute("cp '" .. rendered .. "' '" .. env.result .. ".filter.tif'")
+			copy(rendered, env.result .. '.filter.tif')
 		end
 	end)
 

@@ -8,32 +8,9 @@ package.path = here .. '?.lua;' .. package.path
 
 local lr = require 'support.lightroom_standin'
 local fake_daemon = require 'support.fake_daemon'
+local files = require 'support.files'
 
-local function shellQuote(s)
-	return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function tempFolder()
-	local path = os.tmpname()
-	os.remove(path)
-	assert(os.execute('mkdir -p ' .. shellQuote(path)))
-	return path
-end
-
-local function writeFile(path, text)
-	local f = assert(io.open(path, 'wb'))
-	f:write(text)
-	f:close()
-	return path
-end
-
-local function exists(path)
-	local f = io.open(path, 'rb')
-	if f then
-		f:close()
-	end
-	return f ~= nil
-end
+local tempFolder, writeFile, exists = files.tempFolder, files.write, files.exists
 
 local function contains(haystack, needle)
 	return type(haystack) == 'string' and haystack:find(needle, 1, true) ~= nil
@@ -54,7 +31,8 @@ describe('the truepix Lightroom plug-in', function()
 	end)
 
 	after_each(function()
-		os.execute('rm -rf ' .. shellQuote(folder) .. ' ' .. shellQuote(renders))
+		files.remove(folder)
+		files.remove(renders)
 	end)
 
 	local function original(name, fields)
@@ -335,18 +313,11 @@ describe('the truepix Lightroom plug-in', function()
 			return lr.find('renditionIsDone')
 		end
 
-		local function readFile(path)
-			local f = assert(io.open(path, 'rb'))
-			local data = f:read('*a')
-			f:close()
-			return data
-		end
-
 		it('replaces each rendered JPEG with its enhanced version, in the same format', function()
 			local done = postProcess({ original('a.CR3'), original('b.CR3') }, { LR_format = 'JPEG' })
 			assert.are.equal(2, #done)
 			assert.is_true(done[1].success and done[2].success)
-			assert.are.equal('enhanced', readFile(renders .. '/a.tif'))
+			assert.are.equal('enhanced', files.read(renders .. '/a.tif'))
 			local submits = daemon.posts('^/v1/jobs$')
 			assert.are.equal(2, #submits)
 			local recipe = submits[1].body.recipe
@@ -406,9 +377,9 @@ describe('the truepix Lightroom plug-in', function()
 	describe('Info.lua', function()
 		it('names files that exist, for each provider and menu item', function()
 			local info = dofile(lr.PLUGIN_DIR .. '/Info.lua')
-			local files = { info.LrPluginInfoProvider, info.LrExportServiceProvider.file, info.LrExportFilterProvider.file,
+			local named = { info.LrPluginInfoProvider, info.LrExportServiceProvider.file, info.LrExportFilterProvider.file,
 				info.LrLibraryMenuItems[1].file }
-			for _, name in ipairs(files) do
+			for _, name in ipairs(named) do
 				assert.is_true(exists(lr.PLUGIN_DIR .. '/' .. name), name)
 				assert.is_truthy(loadfile(lr.PLUGIN_DIR .. '/' .. name), name)
 			end
