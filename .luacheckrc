@@ -21,3 +21,8 @@ files["plugin_lua/spec/support/lightroom_standin.lua"] = {
 	std = "lua51",
 	globals = { "import", "_PLUGIN", "WIN_ENV", "MAC_ENV", "LOC" },
 }
+
+-- The driver run inside a real darktable by tests/test_darktable_real.py.
+files["tests/darktable_real"] = {
+	std = "lua54",
+}

@@ -86,7 +86,8 @@ def need_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if not missing:
         return
-    reason = f"{', '.join(missing)} not installed (Debian: lua5.1 lua5.4 lua-busted lua-check lua-socket curl)"
+    reason = (f"{', '.join(missing)} not installed "
+              "(Debian: lua5.1 lua5.4 lua-busted lua-check lua-socket curl darktable xvfb)")
     if os.environ.get("TRUEPIX_REQUIRE_TOOLS") == "1":
         pytest.fail(reason)
     pytest.skip(reason)

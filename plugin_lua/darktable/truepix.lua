@@ -20,9 +20,15 @@
 ]]
 
 local dt = require "darktable"
-local du = require "lib/dtutils"
-
-du.check_min_api_version("7.0.0", "truepix")
+-- lua-scripts' lib/dtutils checks the API version when it is installed (the script manager brings
+-- it); darktable's own packages do not ship it, so check the version ourselves without it.
+local has_du, du = pcall(require, "lib/dtutils")
+if has_du then
+	du.check_min_api_version("7.0.0", "truepix")
+elseif (tonumber(dt.configuration.api_version_major) or 0) < 7 then
+	error("truepix needs darktable's Lua API 7.0.0 or later (darktable 4.0+), this darktable has "
+		.. tostring(dt.configuration.api_version_string), 0)
+end
 
 local gettext = dt.gettext.gettext
 local function _(msgid)
@@ -292,12 +298,9 @@ local function supported(_storage, format)
 	return ok and tiff
 end
 
-local function initialize(_storage, format, images, _high_quality, extra)
-	pcall(function()
-		if format.bpp < 16 then
-			format.bpp = 16
-		end
-	end)
+-- The TIFF's bit depth is the export module's choice: darktable hands a storage a copy of the
+-- format's settings, so the storage cannot raise it to 16 bit (finalize says so when it was 8).
+local function initialize(_storage, _format, images, _high_quality, extra)
 	extra.conn, extra.recipe, extra.entries = M.settings(), M.selected_recipe(), {}
 	extra.names, extra.folders = {}, {}
 	extra.stamp = string.format("truepix-%d-%d", os.time(), math.random(100000, 999999))
