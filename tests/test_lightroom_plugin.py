@@ -16,8 +16,8 @@ from lua_specs import run_spec
 
 def test_luacheck_is_clean():
     need_tools("luacheck")
-    run = subprocess.run(["luacheck", "--no-color", "plugin_lua", "tests/darktable_real"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(["luacheck", "--no-color", "plugin_lua", "tests/darktable_real"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 warnings / 0 errors" in run.stdout
 
