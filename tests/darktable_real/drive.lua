@@ -10,9 +10,16 @@
 local dt = require "darktable"
 
 local lines = {}
+-- Each line also goes at once to $TRUEPIX_DT_RESULT.progress, so a run that hangs shows how far it got.
+local progress = io.open(assert(os.getenv("TRUEPIX_DT_RESULT")) .. ".progress", "w")
 local function put(key, value)
 	lines[#lines + 1] = key .. "=" .. tostring(value):gsub("\n", " ")
+	if progress then
+		progress:write(lines[#lines], "\n")
+		progress:flush()
+	end
 end
+put("driver", "started")
 
 local function find_imported(name)
 	for i = 1, #dt.database do
@@ -104,4 +111,8 @@ end
 local f = assert(io.open(assert(os.getenv("TRUEPIX_DT_RESULT")), "w"))
 f:write(table.concat(lines, "\n"), "\n")
 f:close()
+if progress then
+	progress:write("quitting\n")
+	progress:close()
+end
 dt.gui.action("global/quit", 0, "", "", 1.0)
