@@ -84,3 +84,21 @@ def test_losses_agree_with_the_reference_colour_science(monkeypatch):
     assert np.abs(srgb_to_lab(x).numpy().transpose(0, 2, 3, 1) - ref).max() < 1e-3
     assert abs(ms_ssim(x, x).item() - 1) < 1e-6 and ms_ssim(x, x.flip(-1)).item() < 0.5
     assert lab_msssim(x, x).item() < 1e-6 < lab_msssim(x, (x + 0.05).clamp(0, 1)).item()
+
+
+def test_init_takes_every_matching_tensor_of_an_x2_model_for_x4(tmp_path):
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from models.train import archs
+    from models.train.train import init_from
+
+    x2 = archs.build("rlfn_anchor", scale=2, channels=8, blocks=2)
+    torch.save({"model": x2.state_dict()}, tmp_path / "x2.pt")
+    x4 = archs.build("rlfn_anchor", scale=4, channels=8, blocks=2)
+    said = init_from(x4, tmp_path / "x2.pt")
+    theirs, ours = x2.state_dict(), x4.state_dict()
+    same = [k for k in ours if ours[k].shape == theirs[k].shape]
+    assert 0 < len(same) < len(ours) and said.startswith(f"{len(same)} of {len(ours)} tensors")
+    for k in ours:  # matching tensors copied, the x4 upsampler left as initialised
+        assert torch.equal(ours[k], theirs[k]) == (k in same)

@@ -52,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=pathlib.Path, default=None,
+                   help="start from this checkpoint's weights where names and shapes match (e.g. an x4 run from the "
+                        "x2 model: all but the upsampling layer); ignored when resuming")
     p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
     return p.parse_args(argv)
 
@@ -66,6 +69,17 @@ def validate(model: torch.nn.Module, pairs, scale: int) -> float:
             scores.append(sr_scores(y, pair.hr, border=scale)[0])
     model.train()
     return float(np.mean(scores))
+
+
+def init_from(model: torch.nn.Module, checkpoint: pathlib.Path) -> str:
+    """Copy the checkpoint's tensors whose name and shape match ``model``'s; returns what was copied."""
+    theirs = torch.load(checkpoint, map_location="cpu")["model"]
+    ours = model.state_dict()
+    taken = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not taken:
+        sys.exit(f"train: {checkpoint} shares no tensor of matching shape with this model")
+    model.load_state_dict(taken, strict=False)
+    return f"{len(taken)} of {len(ours)} tensors ({sum(v.numel() for v in taken.values())} parameters)"
 
 
 def main(argv=None) -> int:
@@ -107,6 +121,8 @@ def main(argv=None) -> int:
         start, best = state["iter"], state["best"]
         sampler.rng = np.random.default_rng(args.seed + start)
         print(f"resumed at iteration {start} (best val PSNR-Y {best:.3f} dB)", flush=True)
+    elif args.init is not None:
+        print(f"initialised {init_from(model, args.init)} from {args.init}", flush=True)
 
     nparams = sum(p.numel() for p in model.parameters())
     print(f"{args.arch} {arch_kwargs}: {nparams} parameters", flush=True)
