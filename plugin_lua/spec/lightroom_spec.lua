@@ -206,6 +206,20 @@ describe('the truepix Lightroom plug-in', function()
 			end
 		end)
 
+		it('says in the progress caption when truepix is paused, and goes on once resumed', function()
+			daemon.paused = true
+			lr.onSleep = function(count)
+				if count == 3 then
+					daemon.paused = false
+				end
+			end
+			export { original('a.CR3') }
+			local captions = lr.scopes[1].captions
+			assert.are.equal(1, #captions) -- said once, not at every poll
+			assert.is_true(contains(captions[1], 'truepix is paused'))
+			assert.are.equal(1, #lr.find('addPhoto'))
+		end)
+
 		it('reuses a result already in the catalog instead of failing', function()
 			local photo = original('again.CR3')
 			local existing = lr.photo { path = folder .. '/again-truepix.tif' }

@@ -186,6 +186,11 @@ function TruepixDaemon.submit(conn, path, recipe, outputDir, force)
 	return job
 end
 
+-- paused?, job counts per state, the current job (see docs/protocol.md).
+function TruepixDaemon.status(conn)
+	return TruepixDaemon.request(conn, 'GET', '/v1/status', nil, 10)
+end
+
 function TruepixDaemon.job(conn, id)
 	return TruepixDaemon.request(conn, 'GET', '/v1/jobs/' .. tostring(id), nil, 10)
 end

@@ -195,6 +195,25 @@ function TruepixEnhance:showProgress(settledCount, running)
 	end
 end
 
+-- Nothing of ours runs: say why in the progress caption (paused, or other jobs first).
+function TruepixEnhance:explainWaiting()
+	local status = self.progress and TruepixDaemon.status(self.conn)
+	if not status then
+		return
+	end
+	local caption
+	if status.paused then
+		caption = 'truepix is paused: resume it from its tray icon or with "truepix resume"'
+	else
+		local queued = type(status.counts) == 'table' and tonumber(status.counts.queued) or 0
+		caption = ('Waiting for truepix (%d job%s in its queue)'):format(queued, queued == 1 and '' or 's')
+	end
+	if caption ~= self.caption then
+		self.caption = caption
+		self.progress:setCaption(caption)
+	end
+end
+
 -- Follow the jobs until each is done, failed or cancelled, or the user cancels.
 function TruepixEnhance:finish()
 	local settled = #self.failures
@@ -203,7 +222,7 @@ function TruepixEnhance:finish()
 			self:cancelPending()
 			break
 		end
-		local still, running = {}, 0
+		local still, running, anyRunning = {}, 0, false
 		for _, item in ipairs(self.pending) do
 			local job, err = TruepixDaemon.job(self.conn, item.job.id)
 			if not job then
@@ -219,11 +238,15 @@ function TruepixEnhance:finish()
 				settled = settled + 1
 			else
 				running = running + (tonumber(job.progress) or 0)
+				anyRunning = anyRunning or job.state == 'running'
 				still[#still + 1] = item
 			end
 		end
 		self.pending = still
 		self:showProgress(settled, running)
+		if #still > 0 and not anyRunning then
+			self:explainWaiting()
+		end
 		if #self.pending > 0 and not self.fatal then
 			LrTasks.sleep(TruepixEnhance.POLL_SECONDS)
 		end

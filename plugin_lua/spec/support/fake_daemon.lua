@@ -38,6 +38,7 @@ function fake.new(options)
 		failures = {},
 		requests = {},
 		stepsToDone = options.stepsToDone or 2,
+		paused = false,
 	}
 
 	local function writeOutput(job)
@@ -53,6 +54,9 @@ function fake.new(options)
 	end
 
 	local function advance(job)
+		if daemon.paused then
+			return
+		end
 		if job.state == 'queued' then
 			job.state, job.progress = 'running', 0.5
 		elseif job.state == 'running' then
@@ -89,6 +93,12 @@ function fake.new(options)
 		end
 		if method == 'GET' and path == '/v1/health' then
 			return answer(200, { status = 'ok', version = '0.1.0', api = 1, pid = 4242 })
+		elseif method == 'GET' and path == '/v1/status' then
+			local counts = { queued = 0, running = 0, done = 0, failed = 0, cancelled = 0 }
+			for _, job in pairs(daemon.jobs) do
+				counts[job.state] = counts[job.state] + 1
+			end
+			return answer(200, { version = '0.1.0', paused = daemon.paused, counts = counts, current = json.null })
 		elseif method == 'GET' and path == '/v1/recipes' then
 			return answer(200, { default = daemon.recipes[1].name, recipes = daemon.recipes })
 		elseif method == 'POST' and path == '/v1/jobs' then
