@@ -148,6 +148,8 @@ def main(argv=None) -> int:
             "arch_kwargs": {k: v for k, v in state["arch_kwargs"].items()},
         },
     }
+    if cfg.get("init"):
+        row["training"]["initialised_from"] = os.path.relpath(cfg["init"], MODELS_DIR.parent)
     if args.eval:
         from truepix.evaluate.sr import evaluate_upscale
 
