@@ -52,12 +52,13 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
     h, w = img.shape[:2]
     if method.endswith(NETWORK_ONLY):
         return _network_case(method, img, tile, threads, provider, repeat)
-    if method == "pillow-bicubic":
+    if method.startswith(PILLOW):
         from PIL import Image
 
+        scale = _pillow_scale(method)
         im = Image.fromarray(np.round(img * 255).astype(np.uint8))
         del img
-        run, scale = (lambda: im.resize((w * 2, h * 2), Image.BICUBIC)), 2
+        run = lambda: im.resize((w * scale, h * scale), Image.BICUBIC)  # noqa: E731
     elif peer is not None:
         from truepix.evaluate.baselines import opencv_peer
 
@@ -89,6 +90,16 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
 
 
 FILE_TO_FILE = " (file to file)"
+PILLOW = "pillow-bicubic"
+
+
+def _pillow_method(scale: int) -> str:
+    """The baseline's name: ``pillow-bicubic`` at x2 (as in earlier tables), ``pillow-bicubic x4`` otherwise."""
+    return PILLOW if scale == 2 else f"{PILLOW} x{scale}"
+
+
+def _pillow_scale(method: str) -> int:
+    return int(method.rsplit(" x", 1)[1]) if " x" in method else 2
 NETWORK_ONLY = " (network only)"
 PEER_MEMORY_GB = 12.0
 
@@ -160,9 +171,13 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
     methods += [(n + NETWORK_ONLY, None) for n in names]
     if file_to_file:
         methods += [(n + FILE_TO_FILE, None) for n in names]
-    methods.append(("pillow-bicubic", None))
-    if peer_dir is not None:
-        methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, 2).items()]
+    # the baseline and the peers at each scale of the models benched, in the same command
+    manifest = engine_models.load_manifest()
+    scales = sorted({manifest[n].scale for n in names if n in manifest} or {2})
+    for scale in scales:
+        methods.append((_pillow_method(scale), None))
+        if peer_dir is not None:
+            methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, scale).items()]
     cases = []
     for mp in sizes:
         for method, peer in methods:
