@@ -78,3 +78,15 @@ def test_camera_lr_is_reproducible_and_defocus_removes_detail():
     blurred, mask = camera.defocused_truth(truth, 2, 0)
     sharp_e = camera.high_frequency_energy(truth, mask, 2)
     assert camera.high_frequency_energy(blurred, mask, 2) < 0.1 * sharp_e
+
+
+def test_bench_an_x4_model_against_pillow_at_x4(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "0.01", "--model", "upscale-x4-bicubic", "--no-file-to-file",
+                 "--json", str(out)]) == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert [c["method"] for c in cases] == ["upscale-x4-bicubic", "upscale-x4-bicubic (network only)",
+                                            "pillow-bicubic x4"]
+    for c in cases:
+        assert "error" not in c, c
+        assert abs(c["output_mp"] - 16 * c["input_mp"]) < 0.01
