@@ -40,6 +40,18 @@ local patched = pcall(function()
 	end
 end)
 
+-- The image's tags without darktable's own (darktable|...), sorted, comma-separated.
+local function user_tags(image)
+	local tags = {}
+	for _, tag in ipairs(dt.tags.get_tags(image)) do
+		if not tag.name:match("^darktable|") then
+			tags[#tags + 1] = tag.name
+		end
+	end
+	table.sort(tags)
+	return table.concat(tags, ",")
+end
+
 local function drive()
 	local source_file = assert(os.getenv("TRUEPIX_DT_IMAGE"), "TRUEPIX_DT_IMAGE is not set")
 	local wait = tonumber(os.getenv("TRUEPIX_DT_WAIT") or "40")
@@ -83,22 +95,8 @@ local function drive()
 	put("result_id", result.id)
 	put("result_rating", result.rating)
 	put("result_red", result.red)
-	local tags = {}
-	for _, tag in ipairs(dt.tags.get_tags(result)) do
-		if not tag.name:match("^darktable|") then
-			tags[#tags + 1] = tag.name
-		end
-	end
-	table.sort(tags)
-	put("result_tags", table.concat(tags, ","))
-	tags = {}
-	for _, tag in ipairs(dt.tags.get_tags(source)) do
-		if not tag.name:match("^darktable|") then
-			tags[#tags + 1] = tag.name
-		end
-	end
-	table.sort(tags)
-	put("source_tags", table.concat(tags, ","))
+	put("result_tags", user_tags(result))
+	put("source_tags", user_tags(source))
 end
 
 local ok, err = pcall(drive)
