@@ -159,6 +159,20 @@ function TruepixDaemon.recipes(conn)
 	return answer.recipes or {}, answer.default
 end
 
+-- Items for a recipe popup_menu, each saying what Lightroom sends; `renderedOnly` leaves out
+-- the recipes that need the RAW original (a post-process action only has rendered pixels).
+function TruepixDaemon.menuItems(recipes, renderedOnly)
+	local items = {}
+	for _, recipe in ipairs(recipes) do
+		if recipe.input == 'raw' and not renderedOnly then
+			items[#items + 1] = { title = recipe.name .. ' (sends the RAW original)', value = recipe.name }
+		elseif recipe.input ~= 'raw' then
+			items[#items + 1] = { title = recipe.name .. ' (Lightroom renders a 16-bit TIFF)', value = recipe.name }
+		end
+	end
+	return items
+end
+
 function TruepixDaemon.findRecipe(recipes, name)
 	local names = {}
 	for _, recipe in ipairs(recipes) do

@@ -31,13 +31,7 @@ local function fillRecipes(propertyTable)
 			propertyTable.truepix_filterStatus = defaultOrErr.message
 			return
 		end
-		local items = {}
-		for _, recipe in ipairs(recipes) do
-			if recipe.input ~= 'raw' then -- a post-process action only sees rendered pixels
-				items[#items + 1] = { title = recipe.name, value = recipe.name }
-			end
-		end
-		propertyTable.truepix_filterRecipes = items
+		propertyTable.truepix_filterRecipes = TruepixDaemon.menuItems(recipes, true)
 		propertyTable.truepix_filterStatus = 'Each exported JPEG, TIFF or PNG is replaced by its enhanced version.'
 	end)
 end

@@ -58,12 +58,7 @@ function provider.startDialog(propertyTable)
 			propertyTable.truepix_status = defaultOrErr.message
 			return
 		end
-		local items = {}
-		for _, recipe in ipairs(recipes) do
-			local input = recipe.input == 'raw' and 'sends the RAW original' or 'Lightroom renders a 16-bit TIFF'
-			items[#items + 1] = { title = ('%s (%s)'):format(recipe.name, input), value = recipe.name }
-		end
-		propertyTable.truepix_recipeItems = items
+		propertyTable.truepix_recipeItems = TruepixDaemon.menuItems(recipes)
 		if not TruepixDaemon.findRecipe(recipes, propertyTable.truepix_recipe) then
 			propertyTable.truepix_recipe = defaultOrErr
 		end

@@ -25,10 +25,7 @@ local function chooseRecipe(context, recipes, default)
 	local prefs = LrPrefs.prefsForPlugin()
 	local props = LrBinding.makePropertyTable(context)
 	props.recipe = TruepixDaemon.findRecipe(recipes, prefs.lastRecipe) and prefs.lastRecipe or default
-	local items = {}
-	for _, recipe in ipairs(recipes) do
-		items[#items + 1] = { title = recipe.name, value = recipe.name }
-	end
+	local items = TruepixDaemon.menuItems(recipes)
 	local f = LrView.osFactory()
 	local contents = f:column {
 		bind_to_object = props,
