@@ -99,3 +99,19 @@ def test_camera_models_are_anchored_in_linear_light(tmp_path):
     lin_in = img.reshape(6, 8, 6, 8, 3).mean(axis=(1, 3))
     lin_out = out.reshape(6, 16, 6, 16, 3).mean(axis=(1, 3))
     assert np.abs(lin_out - lin_in).max() < 2e-3  # linear block means kept (the output is linear)
+
+
+def test_colour_shift_averages_light_so_detail_is_not_a_colour_shift():
+    # Input: flat mid-grey, 0.5 in linear light.  Output: a checkerboard of 0.2 and 0.8 linear,
+    # which sends every block exactly the same light, only sharper.  Averaging sRGB code values
+    # would call it ~3 dE00 darker (the curve is concave); averaging light calls it what it is.
+    from truepix.colorimetry import linear_to_srgb
+
+    inp = np.full((32, 32, 3), linear_to_srgb(np.float32(0.5)), np.float32)
+    lin = np.full((64, 64, 3), 0.2, np.float32)
+    lin[::2, ::2] = lin[1::2, 1::2] = 0.8
+    rep = fidelity.report(linear_to_srgb(lin), inp, 2)
+    assert rep["colour_shift_mean"] < 0.05
+    # A real change of light in one channel is still seen.
+    lin[..., 2] *= 0.8
+    assert fidelity.report(linear_to_srgb(lin), inp, 2)["colour_shift_mean"] > 3.0

@@ -65,10 +65,30 @@ def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     train = [sys.executable, "-m", "models.train.train", "--name", "cam", "--iters", "6", "--batch", "2",
              "--patch", "24", "--ckpt-every", "3", "--val-count", "1", "--arch", "rlfn_anchor", "--channels", "8",
              "--body", "1", "--threads", "1", "--degradation", "camera", "--camera-variants", "2", "--loss", "lab",
-             "--data", str(data), "--runs", str(tmp_path / "runs")]
+             "--defocus-prob", "0.5", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
+
+
+def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_path):
+    from models.train.data import make_camera_pairs, scene_defocus
+
+    def detail(a):
+        return float(np.abs(np.diff(a, axis=1)).mean())
+
+    img = photo_like(96, 112, seed=3)
+    rng = np.random.default_rng(0)
+    assert scene_defocus(img, 2, rng, prob=0.0) is img
+    blurred = scene_defocus(img, 2, rng, prob=1.0)
+    assert blurred.shape == img.shape and detail(blurred) < 0.9 * detail(img)
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)
+    sharp = make_camera_pairs([path], 2, 3, seed=1, log=None, defocus_prob=0.0)
+    soft = make_camera_pairs([path], 2, 3, seed=1, log=None, defocus_prob=1.0)
+    # Defocus belongs to the scene: the teacher carries it too.
+    assert all(detail(b.hr) < detail(a.hr) for a, b in zip(sharp, soft))
 
 
 def test_losses_agree_with_the_reference_colour_science(monkeypatch):

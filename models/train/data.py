@@ -99,8 +99,9 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
 
 
 def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,
-                      exclude: tuple[str, ...] = (), log=print) -> list[Pair]:
-    """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``)."""
+                      exclude: tuple[str, ...] = (), log=print, defocus_prob: float = 0.3) -> list[Pair]:
+    """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``);
+    ``defocus_prob`` of them with part of the scene out of focus (``scene_defocus``)."""
     from truepix.simulate.camera import sample_profile
     from truepix.simulate.pipeline import sample_degradation, teacher_and_student
 
@@ -113,7 +114,7 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
             # Defocus belongs to the scene (both sides, above), never to the student alone: a
             # student-only defocus would teach the network to invent sharpness in bokeh.
             deg = sample_degradation(profile, rng, defocus_prob=0.0)
-            scene = scene_defocus(colour_jitter(img, rng), scale, rng)
+            scene = scene_defocus(colour_jitter(img, rng), scale, rng, defocus_prob)
             teacher, student, _ = teacher_and_student(scene, scale, profile, rng, deg=deg)
             pairs.append(Pair(hr=np.ascontiguousarray(teacher, np.float32),
                               lr=np.ascontiguousarray(student, np.float32)))

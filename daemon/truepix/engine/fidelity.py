@@ -5,7 +5,7 @@ any region.  ``reanchor`` enforces that: it compares the output's local means
 (over blocks of ``block`` input pixels) with the input's, and adds the smooth
 (bilinearly interpolated) difference back to the output, so only the low
 frequencies move and the detail the network added stays.  ``report`` measures
-what was written: the colour shift (CIEDE2000 between local means) and the
+what was written: the colour shift (CIEDE2000 between local means of light) and the
 back-projection PSNR (the output area-downscaled to the input's size against
 the input).
 
@@ -25,9 +25,11 @@ from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, srgb_to_linear
 STRIP = 256  # output rows handled at a time
 
 
-def block_means(img: np.ndarray, block: int) -> np.ndarray:
+def block_means(img: np.ndarray, block: int, linear: bool = False) -> np.ndarray:
     """Mean of each ``block`` x ``block`` cell (edge cells may be smaller).
 
+    linear: average light rather than code values (each strip of the sRGB-encoded
+    ``img`` is decoded to linear first, and the means stay linear).
     Returns float64 (ceil(H/block), ceil(W/block), C).  Summed one row of
     cells at a time, so the float64 temporaries stay small.
     """
@@ -38,7 +40,8 @@ def block_means(img: np.ndarray, block: int) -> np.ndarray:
     for y in range(0, h, block):
         # A strip of at most ``block`` rows sums exactly enough in float32 (and fast);
         # the cells, wider, are summed in float64.
-        strip = img[y:y + block].sum(axis=0, dtype=np.float32)  # (W, C)
+        cells = srgb_to_linear(img[y:y + block]) if linear else img[y:y + block]
+        strip = cells.sum(axis=0, dtype=np.float32)  # (W, C)
         sums = np.add.reduceat(strip, xs, axis=0, dtype=np.float64)
         rows.append(sums / (widths[:, None] * min(block, h - y)))
     return np.stack(rows)
@@ -124,15 +127,19 @@ def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict
     Returns a dict:
         colour_shift_mean, colour_shift_max: CIEDE2000 between the
             ``block``-pixel local means of input and output (1.0 is a just
-            noticeable difference).
+            noticeable difference).  The means average light (linear RGB),
+            as a lens or a downscale does: detail that sends a region the
+            same light is not a colour shift, whether the output is sharper
+            or softer than the input (averaged sRGB code values would count
+            a blur of 1.5 px as ~1 dE00, Jensen's inequality on the curve).
         backprojection_psnr_db: PSNR (dB) of the
             output area-downscaled to the input size, against the input.
     """
     h, w, c = inp.shape
-    mi, mo = block_means(inp, block), block_means(out, block * scale)
+    mi, mo = block_means(inp, block, linear=True), block_means(out, block * scale, linear=True)
     if c == 1:
         mi, mo = np.repeat(mi, 3, axis=-1), np.repeat(mo, 3, axis=-1)
-    de = delta_e2000(linear_srgb_to_lab(srgb_to_linear(mi)), linear_srgb_to_lab(srgb_to_linear(mo)))
+    de = delta_e2000(linear_srgb_to_lab(mi), linear_srgb_to_lab(mo))
     sq, n = 0.0, 0
     rows = max(1, STRIP // scale)
     for y0 in range(0, h, rows):
