@@ -88,7 +88,7 @@ def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_pa
     sharp = make_camera_pairs([path], 2, 3, seed=1, log=None, defocus_prob=0.0)
     soft = make_camera_pairs([path], 2, 3, seed=1, log=None, defocus_prob=1.0)
     # Defocus belongs to the scene: the teacher carries it too.
-    assert all(detail(b.hr) < detail(a.hr) for a, b in zip(sharp, soft))
+    assert all(detail(b.hr) < detail(a.hr) for a, b in zip(sharp, soft, strict=True))
 
 
 def test_losses_agree_with_the_reference_colour_science(monkeypatch):
