@@ -48,10 +48,15 @@ def crop_for(img: np.ndarray, scale: int) -> np.ndarray:
     return np.ascontiguousarray(img[:h, :w])
 
 
+COLOUR_BLOCK = 8  # input pixels per side of the blocks the colour shift compares, as in the daemon's report
+
+
 def fidelity_scores(out: np.ndarray, truth: np.ndarray, lr: np.ndarray, scale: int) -> dict[str, float]:
-    """Colour shift of the output against the ground truth (CIEDE2000 of 16-pixel block means, i.e.
-    both downscaled) and back-projection PSNR of the output against its own input (dB)."""
-    shift = report(np.clip(out, 0, 1).astype(np.float32), truth.astype(np.float32), 1, block=16)
+    """Colour shift of the output against the ground truth (CIEDE2000 between the means of light over
+    blocks of ``COLOUR_BLOCK`` input pixels, i.e. both downscaled to a grid the input resolves, as the
+    daemon's fidelity report does) and back-projection PSNR of the output against its own input (dB)."""
+    block = COLOUR_BLOCK * scale
+    shift = report(np.clip(out, 0, 1).astype(np.float32), truth.astype(np.float32), 1, block=block)
     back = area_downscale(np.clip(out, 0, 1).astype(np.float32), scale)
     return {"colour_shift": shift["colour_shift_mean"], "backprojection_psnr": psnr(back, lr)}
 
