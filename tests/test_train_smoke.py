@@ -65,7 +65,7 @@ def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     train = [sys.executable, "-m", "models.train.train", "--name", "cam", "--iters", "6", "--batch", "2",
              "--patch", "24", "--ckpt-every", "3", "--val-count", "1", "--arch", "rlfn_anchor", "--channels", "8",
              "--body", "1", "--threads", "1", "--degradation", "camera", "--camera-variants", "2", "--loss", "lab",
-             "--defocus-prob", "0.5", "--data", str(data), "--runs", str(tmp_path / "runs")]
+             "--defocus-prob", "0.5", "--defocus-max", "8", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
@@ -82,6 +82,10 @@ def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_pa
     assert scene_defocus(img, 2, rng, prob=0.0) is img
     blurred = scene_defocus(img, 2, rng, prob=1.0)
     assert blurred.shape == img.shape and detail(blurred) < 0.9 * detail(img)
+    # The same draw with a larger largest radius blurs more.
+    slight = scene_defocus(img, 2, np.random.default_rng(5), prob=1.0, max_radius=1.0)
+    strong = scene_defocus(img, 2, np.random.default_rng(5), prob=1.0, max_radius=10.0)
+    assert detail(strong) < detail(slight) < detail(img)
 
     path = tmp_path / "a.png"
     Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)

@@ -76,9 +76,10 @@ def colour_jitter(img_srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return linear_to_srgb(np.clip(lin * gains, 0, 1).astype(np.float32))
 
 
-def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, prob: float = 0.3) -> np.ndarray:
-    """With probability ``prob``, part of the scene out of focus (a disc blur of 1..6 low-resolution pixels
-    over a random smooth region), blurred in linear light.
+def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, prob: float = 0.3,
+                  max_radius: float = 6.0) -> np.ndarray:
+    """With probability ``prob``, part of the scene out of focus (a disc blur of radius U(1, ``max_radius``)
+    low-resolution pixels over one side of a soft straight edge), blurred in linear light.
 
     It is applied to the *scene*, so teacher and student both carry it: the network learns that bokeh
     stays bokeh — it must not sharpen what the photo never had in focus.
@@ -90,7 +91,7 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
 
     h, w = img_srgb.shape[:2]
     lin = srgb_to_linear(img_srgb.astype(np.float32))
-    blurred = apply_psf(lin, defocus_psf(rng.uniform(1.0, 6.0) * scale))
+    blurred = apply_psf(lin, defocus_psf(rng.uniform(1.0, max_radius) * scale))
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     t = ((x / w - 0.5) * np.cos(angle) + (y / h - 0.5) * np.sin(angle)) + rng.uniform(-0.3, 0.3)
@@ -99,9 +100,11 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
 
 
 def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,
-                      exclude: tuple[str, ...] = (), log=print, defocus_prob: float = 0.3) -> list[Pair]:
+                      exclude: tuple[str, ...] = (), log=print, defocus_prob: float = 0.3,
+                      defocus_max: float = 6.0) -> list[Pair]:
     """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``);
-    ``defocus_prob`` of them with part of the scene out of focus (``scene_defocus``)."""
+    ``defocus_prob`` of them with part of the scene out of focus (``scene_defocus``, radius up to
+    ``defocus_max`` low-resolution pixels)."""
     from truepix.simulate.camera import sample_profile
     from truepix.simulate.pipeline import sample_degradation, teacher_and_student
 
@@ -114,7 +117,7 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
             # Defocus belongs to the scene (both sides, above), never to the student alone: a
             # student-only defocus would teach the network to invent sharpness in bokeh.
             deg = sample_degradation(profile, rng, defocus_prob=0.0)
-            scene = scene_defocus(colour_jitter(img, rng), scale, rng, defocus_prob)
+            scene = scene_defocus(colour_jitter(img, rng), scale, rng, defocus_prob, defocus_max)
             teacher, student, _ = teacher_and_student(scene, scale, profile, rng, deg=deg)
             pairs.append(Pair(hr=np.ascontiguousarray(teacher, np.float32),
                               lr=np.ascontiguousarray(student, np.float32)))

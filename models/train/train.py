@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--camera-variants", type=int, default=4, help="(camera) degraded copies per image")
     p.add_argument("--defocus-prob", type=float, default=0.3,
                    help="(camera) share of images with part of the scene out of focus (teacher and student)")
+    p.add_argument("--defocus-max", type=float, default=6.0,
+                   help="(camera) largest scene defocus disc radius, low-resolution pixels")
     p.add_argument("--exclude-profile", nargs="*", default=["apsc24"],
                    help="(camera) built-in profiles never sampled: held out for evaluation")
     p.add_argument("--loss", choices=["l1", "l1+msssim", "lab"], default="l1")
@@ -100,7 +102,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     if args.degradation == "camera":
         train_pairs = make_camera_pairs(train_files, args.scale, args.camera_variants, args.seed,
-                                        tuple(args.exclude_profile), defocus_prob=args.defocus_prob)
+                                        tuple(args.exclude_profile), defocus_prob=args.defocus_prob,
+                                        defocus_max=args.defocus_max)
         val_pairs = make_camera_pairs(val_files, args.scale, 1, args.seed + 1, tuple(args.exclude_profile))
     else:
         train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
