@@ -110,6 +110,27 @@ def test_losses_agree_with_the_reference_colour_science(monkeypatch):
     assert lab_msssim(x, x).item() < 1e-6 < lab_msssim(x, (x + 0.05).clamp(0, 1)).item()
 
 
+def test_the_light_term_asks_for_the_texture_s_light_not_its_median_code_value(monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(REPO))
+    from models.train.losses import build, light_means, srgb_to_linear
+
+    # A fine texture of 0.1 and 0.9 linear: flat output at its mean code value is darker than the
+    # texture; flat output at the code value of its mean light sends the same light.
+    lin = torch.full((1, 3, 16, 16), 0.1)
+    lin[..., ::2, ::2] = lin[..., 1::2, 1::2] = 0.9
+    enc = lambda v: torch.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)  # noqa: E731
+    texture = enc(lin)
+    flat_code = torch.full_like(texture, texture.mean().item())
+    flat_light = enc(torch.full_like(lin, 0.5))
+    assert srgb_to_linear(flat_code).mean() < 0.45
+    assert light_means(flat_light, texture, 8).item() < 1e-5
+    assert light_means(flat_code, texture, 8).item() > 0.05
+    loss = build("lab+light", scale=2)
+    assert loss(texture, texture).item() < 1e-6
+
+
 def test_init_takes_every_matching_tensor_of_an_x2_model_for_x4(tmp_path):
     import torch
 

@@ -17,10 +17,15 @@ _RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
 _WHITE = torch.tensor([0.95047, 1.0, 1.08883])
 
 
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded values -> linear light (IEC 61966-2-1), clamped to [0, 1] first."""
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
+
+
 def srgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     """sRGB-encoded (N, 3, H, W) in [0, 1] -> CIELAB (N, 3, H, W): L in 0..100, a/b about -128..127."""
-    x = x.clamp(0, 1)
-    lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
+    lin = srgb_to_linear(x)
     xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ.to(x), lin) / _WHITE.to(x).view(1, 3, 1, 1)
     eps = (6 / 29) ** 3
     f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -79,12 +84,26 @@ def lab_msssim(out: torch.Tensor, target: torch.Tensor, alpha: float = 0.25) -> 
     return (1 - alpha) * l1 + alpha * (1 - ms_ssim(lab_o[:, :1] / 100, lab_t[:, :1] / 100))
 
 
-def build(name: str):
-    """A loss by name: ``l1`` (RGB), ``l1+msssim`` (0.84 MS-SSIM + 0.16 L1, Zhao et al. 2017), ``lab``."""
+def light_means(out: torch.Tensor, target: torch.Tensor, block: int) -> torch.Tensor:
+    """L1 between the means of light (linear RGB) over ``block`` x ``block`` cells.
+
+    A per-pixel loss on encoded values (sRGB, Lab) pulls texture the network cannot resolve toward
+    the median of its encoded values, which sends less light than the texture did (the curves are
+    concave): the output comes out darker where detail is lost.  This term asks for the same light
+    per cell, as the fidelity guard and the colour-shift measure do.
+    """
+    return (F.avg_pool2d(srgb_to_linear(out), block) - F.avg_pool2d(srgb_to_linear(target), block)).abs().mean()
+
+
+def build(name: str, scale: int = 2):
+    """A loss by name: ``l1`` (RGB), ``l1+msssim`` (0.84 MS-SSIM + 0.16 L1, Zhao et al. 2017), ``lab``,
+    ``lab+light`` (``lab`` + 2 x ``light_means`` over cells of 4 x ``scale`` output pixels)."""
     if name == "l1":
         return F.l1_loss
     if name == "l1+msssim":
         return lambda o, t: 0.16 * F.l1_loss(o, t) + 0.84 * (1 - ms_ssim(o, t))
     if name == "lab":
         return lab_msssim
-    raise ValueError(f"unknown loss {name!r}; known: l1, l1+msssim, lab")
+    if name == "lab+light":
+        return lambda o, t: lab_msssim(o, t) + 2.0 * light_means(o, t, 4 * scale)
+    raise ValueError(f"unknown loss {name!r}; known: l1, l1+msssim, lab, lab+light")

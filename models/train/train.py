@@ -47,7 +47,7 @@ def parse_args(argv=None):
                    help="(camera) largest scene defocus disc radius, low-resolution pixels")
     p.add_argument("--exclude-profile", nargs="*", default=["apsc24"],
                    help="(camera) built-in profiles never sampled: held out for evaluation")
-    p.add_argument("--loss", choices=["l1", "l1+msssim", "lab"], default="l1")
+    p.add_argument("--loss", choices=["l1", "l1+msssim", "lab", "lab+light"], default="l1")
     p.add_argument("--iters", type=int, default=16000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=48, help="LR patch side")
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     arch_kwargs = {"scale": args.scale, "channels": args.channels, depth: args.body}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loss_fn = losses.build(args.loss)
+    loss_fn = losses.build(args.loss, args.scale)
     start, best = 0, -math.inf
     last = run / "last.pt"
     if last.exists():
