@@ -65,7 +65,8 @@ def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     train = [sys.executable, "-m", "models.train.train", "--name", "cam", "--iters", "6", "--batch", "2",
              "--patch", "24", "--ckpt-every", "3", "--val-count", "1", "--arch", "rlfn_anchor", "--channels", "8",
              "--body", "1", "--threads", "1", "--degradation", "camera", "--camera-variants", "2", "--loss", "lab",
-             "--defocus-prob", "0.5", "--defocus-max", "8", "--data", str(data), "--runs", str(tmp_path / "runs")]
+             "--defocus-prob", "0.5", "--defocus-max", "8", "--clean-share", "0.3",
+             "--bicubic-share", "0.3", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
@@ -93,6 +94,13 @@ def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_pa
     soft = make_camera_pairs([path], 2, 3, seed=1, log=None, defocus_prob=1.0)
     # Defocus belongs to the scene: the teacher carries it too.
     assert all(detail(b.hr) < detail(a.hr) for a, b in zip(sharp, soft, strict=True))
+
+    # A bicubic share: the student is the teacher downscaled, as a developed file would be.
+    from models.train.data import quantise8
+    from truepix.resize import imresize
+
+    for pair in make_camera_pairs([path], 2, 2, seed=1, log=None, bicubic_share=1.0):
+        np.testing.assert_array_equal(pair.lr, quantise8(imresize(pair.hr, 0.5)))
 
 
 def test_losses_agree_with_the_reference_colour_science(monkeypatch):

@@ -101,10 +101,17 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
 
 def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,
                       exclude: tuple[str, ...] = (), log=print, defocus_prob: float = 0.3,
-                      defocus_max: float = 6.0) -> list[Pair]:
+                      defocus_max: float = 6.0, clean_share: float = 0.0, bicubic_share: float = 0.0) -> list[Pair]:
     """``variants`` camera-degraded pairs per image, each from a random camera profile (not in ``exclude``);
     ``defocus_prob`` of them with part of the scene out of focus (``scene_defocus``, radius up to
-    ``defocus_max`` low-resolution pixels)."""
+    ``defocus_max`` low-resolution pixels).
+
+    Not every input is a pushed high-ISO JPEG: ``clean_share`` of the shots are well exposed at the
+    camera's base ISO with no JPEG (a clean raw, developed without noise reduction), and
+    ``bicubic_share`` of the students are the teacher bicubically downscaled (an already developed,
+    sharpened file), so the network learns to tell real detail from noise instead of smoothing
+    everything fine as if it were noise.
+    """
     from truepix.simulate.camera import sample_profile
     from truepix.simulate.pipeline import sample_degradation, teacher_and_student
 
@@ -116,9 +123,20 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
             profile = sample_profile(rng, exclude=exclude)
             # Defocus belongs to the scene (both sides, above), never to the student alone: a
             # student-only defocus would teach the network to invent sharpness in bokeh.
-            deg = sample_degradation(profile, rng, defocus_prob=0.0)
+            kind = rng.random()
+            if kind < clean_share:
+                base = profile.noise.base_iso
+                deg = sample_degradation(profile, rng, defocus_prob=0.0, iso_range=(base, base), jpeg_prob=0.0,
+                                         exposure_range=(0.0, 0.0))
+            else:
+                deg = sample_degradation(profile, rng, defocus_prob=0.0)
             scene = scene_defocus(colour_jitter(img, rng), scale, rng, defocus_prob, defocus_max)
-            teacher, student, _ = teacher_and_student(scene, scale, profile, rng, deg=deg)
+            if clean_share <= kind < clean_share + bicubic_share:
+                h, w = (scene.shape[0] // scale) * scale, (scene.shape[1] // scale) * scale
+                teacher = np.ascontiguousarray(scene[:h, :w])
+                student = quantise8(imresize(teacher, 1.0 / scale))
+            else:
+                teacher, student, _ = teacher_and_student(scene, scale, profile, rng, deg=deg)
             pairs.append(Pair(hr=np.ascontiguousarray(teacher, np.float32),
                               lr=np.ascontiguousarray(student, np.float32)))
         if log and (i + 1) % 50 == 0:

@@ -45,6 +45,10 @@ def parse_args(argv=None):
                    help="(camera) share of images with part of the scene out of focus (teacher and student)")
     p.add_argument("--defocus-max", type=float, default=6.0,
                    help="(camera) largest scene defocus disc radius, low-resolution pixels")
+    p.add_argument("--clean-share", type=float, default=0.0,
+                   help="(camera) share of shots at base ISO, well exposed, no JPEG")
+    p.add_argument("--bicubic-share", type=float, default=0.0,
+                   help="(camera) share of students made by bicubic downscaling instead of the camera")
     p.add_argument("--exclude-profile", nargs="*", default=["apsc24"],
                    help="(camera) built-in profiles never sampled: held out for evaluation")
     p.add_argument("--loss", choices=["l1", "l1+msssim", "lab", "lab+light"], default="l1")
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
     if args.degradation == "camera":
         train_pairs = make_camera_pairs(train_files, args.scale, args.camera_variants, args.seed,
                                         tuple(args.exclude_profile), defocus_prob=args.defocus_prob,
-                                        defocus_max=args.defocus_max)
+                                        defocus_max=args.defocus_max, clean_share=args.clean_share,
+                                        bicubic_share=args.bicubic_share)
         val_pairs = make_camera_pairs(val_files, args.scale, 1, args.seed + 1, tuple(args.exclude_profile))
     else:
         train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
