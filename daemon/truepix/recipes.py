@@ -72,6 +72,11 @@ class Recipe:
 
 BUILTIN: dict[str, Recipe] = {
     "upscale": Recipe("upscale", (Step("upscale-x2"),)),
+    "upscale-x4": Recipe("upscale-x4", (Step("upscale-x4-bicubic"),)),
+    # Trained on what a camera records (lens softness, sensor noise, JPEG): for undeveloped or noisy
+    # files; they also remove fine texture from clean ones (models/README.md).
+    "upscale-camera": Recipe("upscale-camera", (Step("upscale-x2-camera"),)),
+    "upscale-x4-camera": Recipe("upscale-x4-camera", (Step("upscale-x4-camera"),)),
 }
 DEFAULT_RECIPE = "upscale"
 
