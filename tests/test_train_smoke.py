@@ -72,7 +72,8 @@ def test_camera_degradation_training_with_the_lab_loss(tmp_path):
     assert "iter 6" in proc.stdout and "3 training images (6 pairs)" in proc.stdout
 
 
-def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_path):
+def test_scene_defocus_blurs_part_of_the_scene_with_the_given_probability(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))  # models/ is the repository's, not an installed package
     from models.train.data import make_camera_pairs, scene_defocus
 
     def detail(a):
