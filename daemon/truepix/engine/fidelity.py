@@ -23,6 +23,19 @@ import numpy as np
 from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, srgb_to_linear
 
 STRIP = 256  # output rows handled at a time
+_DECODE_LUT: np.ndarray | None = None  # sRGB code value (16-bit steps) -> linear light, for block means
+
+
+def _decode_for_means(cells: np.ndarray) -> np.ndarray:
+    """sRGB-encoded -> linear light through a 65536-entry table: half the time of the exact curve,
+    and within 2e-5 of it, which is far below what a block mean can show."""
+    global _DECODE_LUT
+    if _DECODE_LUT is None:
+        _DECODE_LUT = srgb_to_linear(np.arange(65536, dtype=np.float32) / np.float32(65535))
+    idx = np.multiply(cells, 65535, dtype=np.float32)
+    idx += 0.5
+    np.clip(idx, 0, 65535, out=idx)
+    return _DECODE_LUT[idx.astype(np.uint16)]
 
 
 def block_means(img: np.ndarray, block: int, linear: bool = False) -> np.ndarray:
@@ -40,7 +53,7 @@ def block_means(img: np.ndarray, block: int, linear: bool = False) -> np.ndarray
     for y in range(0, h, block):
         # A strip of at most ``block`` rows sums exactly enough in float32 (and fast);
         # the cells, wider, are summed in float64.
-        cells = srgb_to_linear(img[y:y + block]) if linear else img[y:y + block]
+        cells = _decode_for_means(img[y:y + block]) if linear else img[y:y + block]
         strip = cells.sum(axis=0, dtype=np.float32)  # (W, C)
         sums = np.add.reduceat(strip, xs, axis=0, dtype=np.float64)
         rows.append(sums / (widths[:, None] * min(block, h - y)))
