@@ -123,7 +123,8 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
             profile = sample_profile(rng, exclude=exclude)
             # Defocus belongs to the scene (both sides, above), never to the student alone: a
             # student-only defocus would teach the network to invent sharpness in bokeh.
-            kind = rng.random()
+            # Drawn only when a share is asked for, so the default pairs stay those of earlier runs.
+            kind = rng.random() if clean_share or bicubic_share else 1.0
             if kind < clean_share:
                 base = profile.noise.base_iso
                 deg = sample_degradation(profile, rng, defocus_prob=0.0, iso_range=(base, base), jpeg_prob=0.0,
