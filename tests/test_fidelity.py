@@ -115,3 +115,27 @@ def test_colour_shift_averages_light_so_detail_is_not_a_colour_shift():
     # A real change of light in one channel is still seen.
     lin[..., 2] *= 0.8
     assert fidelity.report(linear_to_srgb(lin), inp, 2)["colour_shift_mean"] > 3.0
+
+
+def test_linear_reanchor_converts_only_what_it_corrects_and_equals_the_dense_path():
+    """reanchor(linear=True) on sRGB-encoded arrays = decode everything, anchor light, encode —
+    but pixels whose correction is zero are left exactly as they were (that is what makes the
+    guard of a 96 MP camera output cheap)."""
+    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(3)
+    inp = rng.uniform(0.2, 0.8, (128, 192, 3)).astype(np.float32)
+    out = np.repeat(np.repeat(inp, 2, axis=0), 2, axis=1)
+    out += rng.normal(0, 0.01, out.shape).astype(np.float32)
+    out[40:72, 120:152] *= 1.4  # one drifted region, well past a 10% tolerance
+    np.clip(out, 0, 1, out=out)
+    dense = srgb_to_linear(out.copy())
+    fidelity.reanchor(dense, srgb_to_linear(inp.copy()), 2, block=16, tolerance=0.1)
+    dense = linear_to_srgb(np.clip(dense, 0, 1))
+    sparse = out.copy()
+    fidelity.reanchor(sparse, inp, 2, block=16, tolerance=0.1, linear=True)
+    np.testing.assert_allclose(sparse, dense, atol=2e-4)
+    changed = np.any(sparse != out, axis=2)
+    assert changed[40:72, 120:152].all()  # the drift was pulled back...
+    assert changed.mean() < 0.25  # ...and most of the image was never converted
+    assert np.array_equal(sparse[:, :64], out[:, :64])

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, srgb_to_linear
+from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, linear_to_srgb, srgb_to_linear
 
 STRIP = 256  # output rows handled at a time
 _DECODE_LUT: np.ndarray | None = None  # sRGB code value (16-bit steps) -> linear light, for block means
@@ -82,7 +82,8 @@ def _centres(length: int, block: int) -> np.ndarray:
     return (starts + stops) / 2.0
 
 
-def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tolerance: float = 0.0) -> float:
+def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tolerance: float = 0.0,
+             linear: bool = False) -> float:
     """Shift ``out``'s local means onto ``inp``'s, in place.
 
     Args:
@@ -96,13 +97,18 @@ def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tole
             excess is corrected.  0 anchors exactly.  A denoiser needs some: the
             mean of a noisy input is itself biased (clipped at black), and the
             network's correction of that bias is right.
+        linear: compare and correct means of *light*: ``out`` and ``inp`` stay sRGB-encoded, the
+            block means are taken in linear light, and the correction is added to the decoded
+            output.  Only the pixels whose correction is not zero are decoded and re-encoded (with
+            a tolerance most blocks need none), so the cost follows what is corrected, not the
+            photo's size; the rest of ``out`` is left bit for bit.
 
     Returns:
         The largest absolute correction applied (0..1 scale), for the report.
     """
     h, w, _ = inp.shape
-    mean_in = block_means(inp, block)
-    diff = (mean_in - block_means(out, block * scale)).astype(np.float32)
+    mean_in = block_means(inp, block, linear=linear)
+    diff = (mean_in - block_means(out, block * scale, linear=linear)).astype(np.float32)
     if tolerance > 0:
         allowed = (tolerance * (np.abs(mean_in) + 0.005)).astype(np.float32)
         diff = np.sign(diff) * np.maximum(np.abs(diff) - allowed, 0)
@@ -112,12 +118,40 @@ def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tole
     # as cols[left] + t * (cols[right] - cols[left]), in place.
     cols = diff[:, lx] * (1 - tx)[None, :, None] + diff[:, rx] * tx[None, :, None]
     slopes = np.diff(cols, axis=0, append=cols[-1:])  # cols[k+1] - cols[k]; 0 past the last row
+    if linear:
+        _add_in_light(out, cols, slopes, ly, ry, ty)
+        return float(np.abs(diff).max()) if diff.size else 0.0
     for y in range(h * scale):
         row = out[y]
         row += cols[ly[y]]
         if ry[y] != ly[y] and ty[y]:
             row += ty[y] * slopes[ly[y]]
     return float(np.abs(diff).max()) if diff.size else 0.0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _add_in_light(out: np.ndarray, cols: np.ndarray, slopes: np.ndarray, ly, ry, ty) -> None:
+    """``out`` (sRGB-encoded) += the interpolated correction, in linear light, clipped to 0..1;
+    only the runs of columns where the correction of a row is not zero are converted."""
+    nonzero = (cols != 0).any(axis=2)  # (block rows, W*s)
+    # Row y blends block rows ly[y] and ly[y] + 1 (the next one's cols = cols + slopes).
+    spans = [_runs(nonzero[k] | nonzero[min(k + 1, len(nonzero) - 1)]) for k in range(len(nonzero))]
+    for y in range(out.shape[0]):
+        k = ly[y]
+        blend = ry[y] != k and ty[y]
+        for a, b in spans[k]:
+            seg = out[y, a:b]
+            light = srgb_to_linear(seg)
+            light += cols[k, a:b]
+            if blend:
+                light += ty[y] * slopes[k, a:b]
+            np.clip(light, 0.0, 1.0, out=light)
+            linear_to_srgb(light, out=seg)
 
 
 def area_downscale(img: np.ndarray, scale: int) -> np.ndarray:

@@ -86,15 +86,7 @@ def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, infos: list[m
     space = "linear" if any(i.extra.get("anchor") == "linear" for i in infos) else "srgb"
     block = max(int(i.extra.get("anchor_block", 16)) for i in infos)
     tolerance = max(float(i.extra.get("anchor_tolerance", 0.0)) for i in infos)
-    if space == "srgb":
-        return fidelity.reanchor(current, source, scale, block, tolerance)
-    target = srgb_to_linear(source.copy())
-    srgb_to_linear(current, out=current)
-    try:
-        return fidelity.reanchor(current, target, scale, block, tolerance)
-    finally:
-        np.clip(current, 0.0, 1.0, out=current)
-        linear_to_srgb(current, out=current)
+    return fidelity.reanchor(current, source, scale, block, tolerance, linear=space == "linear")
 
 
 def enhance(
