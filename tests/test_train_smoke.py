@@ -156,3 +156,39 @@ def test_init_takes_every_matching_tensor_of_an_x2_model_for_x4(tmp_path):
     assert 0 < len(same) < len(ours) and said.startswith(f"{len(same)} of {len(ours)} tensors")
     for k in ours:  # matching tensors copied, the x4 upsampler left as initialised
         assert torch.equal(ours[k], theirs[k]) == (k in same)
+
+
+def test_bayer_training_export_and_demosaic_eval(tmp_path):
+    pytest.importorskip("colour_demosaicing")
+    data = _images(tmp_path / "data", 5, 96, 112)
+    train = [sys.executable, "-m", "models.train.train_bayer", "--name", "smoke", "--iters", "12", "--batch", "4",
+             "--patch", "16", "--ckpt-every", "6", "--val-count", "2", "--channels", "8", "--blocks", "1",
+             "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "iter 12" in proc.stdout and "ISO3200" in proc.stdout
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    export = [sys.executable, "-m", "models.train.export", "--name", "demosaic-smoke",
+              "--checkpoint", str(tmp_path / "runs" / "smoke" / "last.pt"), "--models-dir", str(models_dir),
+              "--eval", str(data)]
+    proc = subprocess.run(export, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]
+    assert row["task"] == "demosaic" and row["input"] == "bayer" and row["transfer"] == "linear"
+    metrics = row["metrics"]["data"]
+    assert metrics["psnr_rgb"] > 10 and "psnr_rgb_iso3200" in metrics
+    assert metrics["best_classical_clean"].split(":")[0] in ("bilinear", "Malvar 2004", "Menon 2007") or \
+        metrics["best_classical_clean"].startswith("LibRaw")
+    # The evaluation command itself, on the exported model, with JSON out.
+    out = tmp_path / "eval.json"
+    proc = subprocess.run([sys.executable, "-m", "truepix.cli", "eval", "--task", "demosaic", "--data", str(data),
+                           "--model", "demosaic-smoke", "--iso", "3200", "--json", str(out)],
+                          capture_output=True, text=True, env={**ENV, "TRUEPIX_MODELS": str(models_dir)},
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    res = json.loads(out.read_text())
+    assert res["conditions"] == ["clean", "ISO 3200"] and "Menon 2007" in res["results"]
+    assert set(res["results"]["demosaic-smoke"]) >= {"clean", "ISO 3200"}

@@ -91,9 +91,11 @@ def cmd_process(args) -> int:
             if res.status == "done":
                 f = res.fidelity
                 extra = (f" (colour shift {f['colour_shift_mean']:.2f} dE00, back-projection "
-                         f"{f['backprojection_psnr_db']:.1f} dB)") if f else ""
+                         f"{f['backprojection_psnr_db']:.1f} dB)") if "colour_shift_mean" in f else ""
                 tqdm.write(f"truepix: {path.name} -> {res.output} {res.width}x{res.height} in "
                            f"{res.seconds:.1f} s{extra}", file=sys.stderr)
+                for line in res.notes:
+                    tqdm.write(f"truepix: {path.name}: note: {line}", file=sys.stderr)
             else:
                 tqdm.write(f"truepix: {res.error}", file=sys.stderr)
     outer.close()
@@ -136,8 +138,18 @@ def cmd_models(args) -> int:
 def cmd_eval(args) -> int:
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
+    if args.task == "demosaic":
+        from truepix.evaluate import demosaic
+
+        result = demosaic.evaluate_demosaic(args.data, models=args.model, iso=args.iso,
+                                            options=_engine_options(args), limit=args.limit,
+                                            libraw=not args.no_libraw, cbm3d=args.cbm3d)
+        print(demosaic.format_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     if args.task != "upscale":
-        print(f"truepix: eval --task {args.task} is not available yet (only upscale)", file=sys.stderr)
+        print(f"truepix: eval --task {args.task} is not available yet (upscale and demosaic are)", file=sys.stderr)
         return 2
     result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
                               options=_engine_options(args), limit=args.limit, degradation=args.degradation,
@@ -282,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="built-in recipe name or a recipe .toml file (default: upscale)")
     p.add_argument("--model", help="run just this model as a one-step recipe")
     p.add_argument("--out", type=pathlib.Path, help="output folder (default: beside each original)")
-    p.add_argument("--format", choices=["tiff", "png", "jpeg"], help="output format (default: the recipe's)")
+    p.add_argument("--format", choices=["tiff", "png", "jpeg", "dng"],
+                   help="output format (default: the recipe's; dng: a linear DNG, RAW sources only)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of adding -1, -2...")
     p.add_argument("--force", action="store_true", help="enhance files truepix already enhanced")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
@@ -307,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "simulated camera (default bicubic)")
     p.add_argument("--unsharp-from", type=pathlib.Path,
                    help="(camera) training images to tune the bicubic + unsharp-mask baseline on")
+    p.add_argument("--iso", type=float, nargs="*", default=[],
+                   help="(demosaic) also develop raws of the held-out camera at these ISOs, e.g. 800 3200 12800")
+    p.add_argument("--no-libraw", action="store_true", help="(demosaic) skip LibRaw's AHD/DCB/DHT... baselines")
+    p.add_argument("--cbm3d", action="store_true",
+                   help="(demosaic with --iso) also run CBM3D after the classical demosaics (slow)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_eval)

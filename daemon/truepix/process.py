@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from truepix.engine.pipeline import EngineOptions, enhance
-from truepix.errors import TruepixError
-from truepix.io import SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, unique_path, write_image
+from truepix.errors import ImageReadError, TruepixError
+from truepix.io import (
+    RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, unique_path, write_image,
+)
+from truepix.io.raw import RawMosaic
 from truepix.recipes import Recipe
 
 
@@ -31,6 +34,7 @@ class FileResult:
     seconds: float = 0.0
     width: int | None = None
     height: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,8 +78,52 @@ class Skip(Exception):
     """The file needs no work (already enhanced by truepix); the message says why."""
 
 
-def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib.Path | None = None):
-    """First half of a job: checks, then the decoded image (``io.Decoded``).
+def needs_raw(recipe: Recipe, model_dir=None) -> bool:
+    """Whether ``recipe`` develops camera RAW data itself (a Bayer step, or linear DNG output)."""
+    if recipe.format == "dng":
+        return True
+    from truepix.engine import models
+
+    table = models.load_manifest(model_dir)
+    return any(table[s.model].input == "bayer" for s in recipe.steps if s.model in table)
+
+
+def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000) -> RawMosaic:
+    """The RAW file's mosaic for the neural development, or LibRaw's demosaic (with a note saying
+    why) for sensors the network cannot read.  Raises ImageReadError naming the file."""
+    from truepix.io import raw
+
+    if source.suffix.lower() not in RAW_EXTENSIONS:
+        raise ImageReadError(source, "this recipe develops camera RAW files (a demosaic step or DNG output) and "
+                                     "this is not one; use an RGB recipe such as 'upscale' for it")
+    if not source.exists():
+        raise ImageReadError(source, "no such file")
+
+    def check_size(width: int, height: int) -> None:
+        if width * height > max_pixels:
+            raise raw.ReadFailure(f"image too large: {width} x {height} pixels, the limit is {max_pixels / 1e6:.0f} MP")
+
+    try:
+        try:
+            return raw.read_mosaic(source, check_size)
+        except raw.NotBayer as e:
+            mos = raw.develop_libraw(source, check_size)
+            how = ("its RGB data is used as it is" if e.kind == "linear" else
+                   "developed with LibRaw's AHD demosaic instead")
+            mos.notes.insert(0, f"{e}; {how}, the rest of the recipe applied")
+            return mos
+    except raw.ReadFailure as e:
+        raise ImageReadError(source, str(e)) from None
+    except MemoryError:
+        raise ImageReadError(source, "not enough memory to decode this RAW file") from None
+    except PermissionError:
+        raise ImageReadError(source, "permission denied") from None
+
+
+def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib.Path | None = None,
+                  recipe: Recipe | None = None):
+    """First half of a job: checks, then the decoded image (``io.Decoded``), or the RAW data
+    (``io.raw.RawMosaic``) when ``recipe`` develops RAWs itself (``needs_raw``).
 
     Raises Skip for a file truepix already enhanced (unless ``force``),
     TruepixError/OSError for a bad file or output folder.
@@ -85,6 +133,10 @@ def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib
                    "not enhancing twice (use --force to do it anyway)")
     if out_dir is not None:
         _ensure_folder(out_dir)  # before any work: a wrong output folder fails fast
+    if recipe is not None and needs_raw(recipe):
+        return read_raw(source)
+    if recipe is not None and recipe.format == "dng":
+        raise ImageReadError(source, "DNG output needs a camera RAW source")
     return read_image(source)
 
 
@@ -105,6 +157,10 @@ def enhance_and_write(
     ``plan(dest)`` is called with the output path just before it is written.
     Raises like ``decode_source``; the output appears whole or not at all.
     """
+    if isinstance(decoded, RawMosaic):
+        _develop_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
+                           progress=progress, plan=plan)
+        return
     enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
     del decoded.pixels
     dest = output_path(source, recipe, out_dir, overwrite)
@@ -119,6 +175,48 @@ def enhance_and_write(
     result.status, result.output = "done", str(written)
     result.models, result.fidelity = enhanced.models, enhanced.fidelity
     result.height, result.width = enhanced.pixels.shape[:2]
+
+
+def _develop_and_write(source, mos: RawMosaic, recipe: Recipe, result: FileResult, *, out_dir, overwrite, options,
+                       progress, plan) -> None:
+    """RAW development (``engine.develop``), then a linear DNG or a rendered file in the recipe's
+    colour space (default crop and orientation applied, matching ICC profile)."""
+    import numpy as np
+
+    from truepix.engine.develop import develop
+    from truepix.io import colourspaces
+    from truepix.io.dng import write_linear_dng
+    from truepix.io.orientation import apply_orientation
+
+    dev = develop(mos, recipe, options, progress)
+    mos.mosaic = mos.rgb = None  # the developed image is all that is needed now
+    dest = output_path(source, recipe, out_dir, overwrite)
+    if plan is not None:
+        plan(dest)
+    s = dev.scale
+    crop = None if mos.crop is None else tuple(v * s for v in mos.crop)
+    xmp = {"recipe": recipe.name, "models": ", ".join(dev.models), "source": source.name}
+    rgb = dev.rgb
+    if recipe.format == "dng":
+        rgb /= np.asarray(mos.wb, np.float32)  # a raw stores light before white balance
+        written = write_linear_dng(dest, rgb, mos, crop=crop, orientation=mos.orientation, metadata_source=source,
+                                   xmp_info=xmp, overwrite=overwrite)
+    else:
+        space = recipe.colour_space
+        if crop is not None:
+            top, left, h, w = crop
+            rgb = rgb[top:top + h, left:left + w]
+        rgb = colourspaces.from_camera(np.ascontiguousarray(rgb), mos.rgb_cam(), space)
+        rgb = np.ascontiguousarray(apply_orientation(rgb, mos.orientation))
+        written = write_image(dest, rgb, fmt=recipe.format, icc=colourspaces.icc(space), bits=recipe.bit_depth,
+                              metadata_source=source, overwrite=overwrite, xmp_info=xmp,
+                              encode=lambda x: colourspaces.encode(x, space))
+    result.status, result.output = "done", str(written)
+    result.models, result.fidelity, result.notes = dev.models, dev.fidelity, dev.notes
+    if dev.noise_source:
+        result.fidelity["noise_sd_at_0.1"] = round(float(np.sqrt(dev.noise[0] * 0.1 + dev.noise[1])), 6)
+        result.notes.append(f"raw noise: {dev.noise_source}")
+    result.height, result.width = rgb.shape[:2]
 
 
 def failure_message(err: BaseException, source: pathlib.Path) -> str:
@@ -147,7 +245,7 @@ def process_file(
     result = FileResult(source=str(source), status="failed")
     out_dir = out_dir if out_dir is not None else recipe.output
     try:
-        decoded = decode_source(source, force=force, out_dir=out_dir)
+        decoded = decode_source(source, force=force, out_dir=out_dir, recipe=recipe)
         enhance_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
                           progress=progress)
     except Skip as e:

@@ -9,8 +9,15 @@ A recipe file (TOML) looks like::
     suffix = "-truepix"      # output = <stem><suffix>.<ext>
     output = ""              # "" = beside the original, else a folder (~ allowed)
     guard = true             # fidelity guard: re-anchor colour and brightness
+    colour_space = "srgb"    # srgb | adobe-rgb | prophoto: rendered output of a developed RAW
 
-Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default.
+RAW development: a recipe whose first step is a Bayer model (``demosaic``) or whose format is
+``dng`` develops camera RAW files itself (``engine.develop``): ``format = "dng"`` writes a linear
+DNG that raw editors still treat as a raw; other formats are rendered in ``colour_space`` with
+its ICC profile.
+
+Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``develop`` turns a
+RAW into a linear DNG, ``develop-tiff`` into a 16-bit TIFF.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from typing import Any
 
 from truepix.errors import RecipeError
 
-FORMATS = ("tiff", "png", "jpeg")
-EXTENSIONS = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg"}
+FORMATS = ("tiff", "png", "jpeg", "dng")
+EXTENSIONS = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg", "dng": ".dng"}
+COLOUR_SPACES = ("srgb", "adobe-rgb", "prophoto")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Recipe:
     guard: bool = True
     bits: int = 16
     output: pathlib.Path | None = None  # None: beside the original
+    colour_space: str = "srgb"  # rendered outputs of developed RAWs
 
     @property
     def extension(self) -> str:
@@ -51,7 +60,7 @@ class Recipe:
 
     @property
     def bit_depth(self) -> int:
-        return 8 if self.format == "jpeg" else self.bits
+        return 8 if self.format == "jpeg" else 16 if self.format == "dng" else self.bits
 
     def with_format(self, fmt: str | None) -> "Recipe":
         """The same recipe writing ``fmt`` instead (None keeps it)."""
@@ -65,6 +74,7 @@ class Recipe:
         data: dict[str, Any] = {
             "name": self.name, "steps": [{"model": s.model, **s.params} for s in self.steps],
             "format": self.format, "bits": self.bits, "suffix": self.suffix, "guard": self.guard,
+            "colour_space": self.colour_space,
         }
         data["output"] = str(self.output) if self.output is not None else ""
         return data
@@ -77,6 +87,9 @@ BUILTIN: dict[str, Recipe] = {
     # files; they also remove fine texture from clean ones (models/README.md).
     "upscale-camera": Recipe("upscale-camera", (Step("upscale-x2-camera"),)),
     "upscale-x4-camera": Recipe("upscale-x4-camera", (Step("upscale-x4-camera"),)),
+    # Camera RAW files: the demosaic + denoise network on the Bayer mosaic.
+    "develop": Recipe("develop", (Step("demosaic"),), format="dng"),
+    "develop-tiff": Recipe("develop-tiff", (Step("demosaic"),)),
 }
 DEFAULT_RECIPE = "upscale"
 
@@ -90,7 +103,7 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     """Build a recipe from parsed TOML; ``where`` names the source in errors."""
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe must be a table/object, not {type(data).__name__}")
-    known = {"name", "steps", "format", "bits", "suffix", "output", "guard"}
+    known = {"name", "steps", "format", "bits", "suffix", "output", "guard", "colour_space"}
     unknown = set(data) - known
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -122,7 +135,10 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     name = data.get("name", name)
     if not isinstance(name, str) or not name:
         raise RecipeError(f"{where}: name must be a non-empty string")
-    return Recipe(name, tuple(steps), fmt, suffix, guard, bits, out_dir)
+    space = data.get("colour_space", "srgb")
+    if space not in COLOUR_SPACES:
+        raise RecipeError(f"{where}: colour_space must be one of {', '.join(COLOUR_SPACES)}, not {space!r}")
+    return Recipe(name, tuple(steps), fmt, suffix, guard, bits, out_dir, space)
 
 
 def load_recipe(spec: str | None = None, model: str | None = None, known: dict[str, Recipe] | None = None) -> Recipe:

@@ -107,7 +107,47 @@ class RLFNAnchor(nn.Module):
         return self.shuffle(self.tail(f) + x.index_select(1, self.anchor_index))
 
 
-ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor}
+def bayer_anchor_weights() -> torch.Tensor:
+    """(12, 4, 1, 1) weights mapping packed R, G1, G2, B planes to a nearest-neighbour RGB guess
+    in PixelShuffle(2) order (channel c * 4 + 2 * i + j is colour c at sub-pixel (i, j) of the
+    RGGB tile): R and B repeat their plane; green keeps G1 at (0, 1) and G2 at (1, 0) and takes
+    their mean at the red and blue sites."""
+    w = torch.zeros(12, 4, 1, 1)
+    w[0:4, 0] = 1.0
+    w[4, 1] = w[4, 2] = w[7, 1] = w[7, 2] = 0.5
+    w[5, 1] = 1.0
+    w[6, 2] = 1.0
+    w[8:12, 3] = 1.0
+    return w
+
+
+class BayerRLFN(nn.Module):
+    """Joint demosaic + denoise: packed RGGB planes + noise planes (N, 8, h, w) -> linear RGB (N, 3, 2h, 2w).
+
+    The body works at half resolution on the packed planes (a quarter of the positions of a full-
+    resolution net), RLFN blocks as in ``RLFNAnchor``; its output is added to the nearest-neighbour
+    guess of ``bayer_anchor_weights`` and shuffled to full resolution, so the network learns only
+    what interpolation and noise removal change.
+    """
+
+    def __init__(self, channels: int = 48, blocks: int = 4, in_channels: int = 8):
+        super().__init__()
+        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*[RLFB(channels) for _ in range(blocks)])
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.tail = nn.Conv2d(channels, 12, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.register_buffer("anchor", bayer_anchor_weights(), persistent=False)
+        nn.init.normal_(self.tail.weight, std=1e-3)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.head(x)
+        f = self.body_tail(self.blocks(f)) + f
+        return self.shuffle(self.tail(f) + nn.functional.conv2d(x[:, :4], self.anchor))
+
+
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN}
 
 
 def build(name: str, **kwargs) -> nn.Module:

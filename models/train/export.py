@@ -32,9 +32,9 @@ def receptive_radius(model: torch.nn.Module) -> int:
     return sum((m.kernel_size[0] - 1) // 2 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-def export_onnx(model: torch.nn.Module, path: pathlib.Path, opset: int = 17) -> None:
+def export_onnx(model: torch.nn.Module, path: pathlib.Path, opset: int = 17, channels: int = 3) -> None:
     model.eval()
-    dummy = torch.rand(1, 3, 64, 48)
+    dummy = torch.rand(1, channels, 64, 48)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
         model, (dummy,), str(tmp), input_names=["input"], output_names=["output"], opset_version=opset,
@@ -47,11 +47,11 @@ def export_onnx(model: torch.nn.Module, path: pathlib.Path, opset: int = 17) -> 
     tmp.replace(path)
 
 
-def check_against_torch(model: torch.nn.Module, path: pathlib.Path) -> float:
+def check_against_torch(model: torch.nn.Module, path: pathlib.Path, channels: int = 3) -> float:
     """Max abs difference between PyTorch and ONNX Runtime on an odd-sized input."""
     import onnxruntime as ort
 
-    x = torch.rand(1, 3, 77, 53)
+    x = torch.rand(1, channels, 77, 53)
     with torch.no_grad():
         ref = model(x).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -115,11 +115,14 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"])
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
-    export_onnx(model, onnx_path)
-    diff = check_against_torch(model, onnx_path)
+    channels = 8 if state["arch"] == "bayer_rlfn" else 3
+    export_onnx(model, onnx_path, channels=channels)
+    diff = check_against_torch(model, onnx_path, channels=channels)
     if diff > 1e-4:
         sys.exit(f"export: ONNX Runtime differs from PyTorch by {diff:.2e}")
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    if state["arch"] == "bayer_rlfn":
+        return _export_bayer(args, state, model, onnx_path, sha, diff)
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]
     protocol = cfg.get("degradation", "bicubic")
@@ -173,6 +176,61 @@ def main(argv=None) -> int:
     manifest = models_dir / "manifest.toml"
     rows = _rows(manifest)
     write_manifest([r for r in rows if r["name"] != args.name] + [row], manifest)
+    print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
+    return 0
+
+
+def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
+    """The manifest row of a joint demosaic + denoise network (models.train.train_bayer)."""
+    from models.train.bayer import NOISE_MAP_SCALE
+
+    cfg = state["config"]
+    row = {
+        "name": args.name, "version": args.version, "task": "demosaic", "scale": 2,
+        "file": onnx_path.name, "sha256": sha, "input": "bayer", "transfer": "linear",
+        "receptive_radius": receptive_radius(model), "opset": 17,
+        "noise_map_scale": NOISE_MAP_SCALE, "anchor_block": 16, "anchor_tolerance": 0.02,
+        "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
+        "exported": datetime.date.today().isoformat(),
+        "training": {
+            "command": args.training_command or f"python -m models.train.train_bayer --name {cfg['name']} ...",
+            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+            "degradation": ("simulated raws (models/train/bayer.py): exposure 2^U(-3, 0.5), white balance "
+                            "R x U(1.4, 2.6), B x U(1.2, 2.6), RGGB mosaic, shot + read noise of random camera "
+                            f"profiles (held out: {', '.join(cfg['exclude_profile'])}) at ISO log-uniform "
+                            f"base..{cfg['iso_max']:g}, {cfg['noise_free_share']:.0%} noise-free, raw quantisation"),
+            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
+            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
+            "batch": cfg["batch"], "half_resolution_patch": cfg["patch"],
+            "loss": "L1 on the sRGB encoding of output / exposure vs target / exposure",
+            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
+            "held_out_val_psnr_clean": round(state["val_psnr"], 3),
+            "held_out_val_psnr_iso3200": round(state["val_psnr_iso3200"], 3),
+            "arch_kwargs": dict(state["arch_kwargs"]),
+        },
+    }
+    manifest = args.models_dir / "manifest.toml"
+    write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
+    if args.eval:
+        from truepix.evaluate.demosaic import evaluate_demosaic
+
+        os.environ["TRUEPIX_MODELS"] = str(args.models_dir)
+        metrics = {}
+        for data in args.eval:
+            res = evaluate_demosaic(data, models=[args.name], iso=[800, 3200, 12800])
+            r = res["results"][args.name]
+            entry = {"psnr_rgb": r["clean"]}
+            for cond in res["conditions"]:
+                b = res["best_classical"][cond]
+                key = cond.lower().replace(" ", "")
+                if cond != "clean":
+                    entry[f"psnr_rgb_{key}"] = r[cond]
+                entry[f"best_classical_{key}"] = f"{b}: {res['results'][b][cond]:.3f}"
+            metrics[data.name] = entry
+            print(f"{data.name}: {r}")
+        row["metrics"] = {"command": f"truepix eval --task demosaic --data DIR --model {args.name} "
+                                     "--iso 800 3200 12800", **metrics}
+        write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
     print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
     return 0
 

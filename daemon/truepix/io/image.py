@@ -168,13 +168,15 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
 
 
 def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_source=None,
-                xmp_info: dict | None = None, overwrite=False, bits: int = 16) -> pathlib.Path:
+                xmp_info: dict | None = None, overwrite=False, bits: int = 16, encode=linear_to_srgb) -> pathlib.Path:
     """Encode linear float32 ``pixels`` (H, W, C), C = 1 or 3, 0..1, and write them to ``dest``.
 
     fmt:  "tiff" (deflate) or "png", ``bits`` 16 (default) or 8; "jpeg" is always 8-bit,
           quality 95, alpha dropped.
     alpha: float32 (H, W) 0..1, written as stored (no transfer curve).
     icc: profile bytes to embed (pass ``srgb_icc()`` for RAW-sourced outputs).
+    encode: the transfer curve, linear float -> encoded 0..1 (sRGB's by default; a developed RAW
+    in Adobe RGB or ProPhoto passes its own, matching ``icc``).
     metadata_source / xmp_info: when either is given, EXIF/IPTC/XMP are copied from the source
     and the truepix XMP record is written (see metadata.copy_metadata).
     Atomic: temp file beside ``dest``, fsync, rename, fsync folder. Refuses an existing ``dest``
@@ -189,7 +191,7 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
         raise ImageWriteError(dest, "file already exists")
     if bits not in (8, 16):
         raise ImageWriteError(dest, f"bit depth must be 8 or 16, not {bits!r}")
-    samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else bits)
+    samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else bits, encode)
     tmp = dest.with_name(f".{dest.name}.truepix-tmp-{secrets.token_hex(4)}")
     try:
         with open(tmp, "xb") as fh:
@@ -223,8 +225,8 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     return dest
 
 
-def _quantise(dest, pixels, alpha, bits: int) -> tuple[np.ndarray, bool]:
-    """Linear float (H, W[, C]) + alpha -> sRGB-encoded uint8/uint16 (H, W, C[+1]), rounded."""
+def _quantise(dest, pixels, alpha, bits: int, encode=linear_to_srgb) -> tuple[np.ndarray, bool]:
+    """Linear float (H, W[, C]) + alpha -> encoded (sRGB by default) uint8/uint16 (H, W, C[+1]), rounded."""
     p = np.asarray(pixels, dtype=np.float32)
     if p.ndim == 2:
         p = p[:, :, None]
@@ -244,7 +246,7 @@ def _quantise(dest, pixels, alpha, bits: int) -> tuple[np.ndarray, bool]:
     # Row strips: a 100-megapixel output needs its integer samples, not several float copies.
     rows = max(1, (1 << 22) // (p.shape[1] * c))
     for y in range(0, p.shape[0], rows):
-        out[y:y + rows, :, :c] = np.rint(linear_to_srgb(p[y:y + rows]) * full)
+        out[y:y + rows, :, :c] = np.rint(encode(p[y:y + rows]) * full)
         if al is not None:
             out[y:y + rows, :, c] = np.rint(np.clip(np.nan_to_num(al[y:y + rows]), 0, 1) * full)
     return out, al is not None

@@ -59,6 +59,19 @@ _RAW_ONLY = frozenset(
     "PreviewSettingsName PreviewSettingsDigest PreviewColorSpace PreviewDateTime "
     "OriginalDefaultFinalSize OriginalBestQualityFinalSize OriginalDefaultCropSize".split()
 )
+# IFD0 tags an output keeps; anything else a camera put in IFD0 (Kodak, old TIFF-EP bodies) is
+# either an EXIF tag in the wrong IFD (moved to Exif.Photo, where readers and validators expect it)
+# or a private tag whose meaning is tied to the source file (dropped).
+_IFD0_KEPT = frozenset(
+    "ImageDescription Make Model Orientation XResolution YResolution ResolutionUnit Software DateTime "
+    "Artist HostComputer Copyright Rating RatingPercent XPTitle XPComment XPAuthor XPKeywords XPSubject "
+    "DocumentName PageName ExifTag GPSTag".split()
+)
+_IFD0_TO_PHOTO = frozenset(
+    "ExposureTime FNumber ExposureProgram ISOSpeedRatings SubjectDistance Flash FocalLength "
+    "DateTimeOriginal ExposureBiasValue MeteringMode LightSource MaxApertureValue ShutterSpeedValue "
+    "ApertureValue".split()
+)
 # Whole groups that describe the source's other images (thumbnail, previews, raw IFDs).
 _SUB_IMAGE_GROUPS = ("Exif.Thumbnail.", "Exif.SubImage", "Exif.Image2.", "Exif.Image3.",
                      "Exif.Image4.", "Exif.Image5.", "Exif.SubThumb")
@@ -66,12 +79,17 @@ _XMP_STALE = ("Xmp.tiff.BitsPerSample", "Xmp.tiff.Compression", "Xmp.tiff.Sample
               "Xmp.tiff.PhotometricInterpretation", "Xmp.tiff.PlanarConfiguration")
 
 
-def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = None) -> None:
+def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = None,
+                  orientation: int = 1, keep_target_exif: bool = False) -> None:
     """Copy EXIF/IPTC/XMP from ``src`` (any file Exiv2 reads, RAWs included; None = nothing
     to copy) into ``dst`` in place, fix what the enhancement made stale, add the truepix record.
 
     width, height: the output's pixel size. xmp_info: {"recipe", "models", "source"}, strings
-    (models may be a list). ICC is not touched: the encoder embedded it already.
+    (models may be a list), and optionally "extra": {XMP key: value} written as well.
+    orientation: the output's EXIF orientation (1 for upright pixels; a linear DNG keeps the
+    sensor's). keep_target_exif: add the source's tags to ``dst``'s own EXIF instead of replacing
+    it (a linear DNG's DNG tags, which a whole-block copy would drop; maker notes are not carried
+    then, since they do not survive a tag-by-tag copy). ICC is not touched: the encoder embedded it already.
     """
     # Everything is gathered and corrected in a tiny in-memory PNG, then written into ``dst``
     # once: Exiv2 rewrites the whole file on each write, and an output can be 600 MB. The hop
@@ -91,11 +109,14 @@ def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = 
                             os.path.basename(dst), os.path.basename(src), err)
         # The hop's structural tags are the source's: stale everywhere (a TIFF destination keeps
         # its own when the hop is copied in).
-        _fix_exif(hop, width, height)
-        _fix_xmp(hop, width, height, src, xmp_info or {})
+        _fix_exif(hop, width, height, orientation)
+        _fix_xmp(hop, width, height, src, xmp_info or {}, orientation)
         target = pyexiv2.Image(os.fspath(dst))
         try:
-            _copy_all(hop, target)
+            if keep_target_exif:
+                _merge_into(hop, target)
+            else:
+                _copy_all(hop, target)
         finally:
             target.close()
     finally:
@@ -109,6 +130,28 @@ def _copy_all(source, target) -> None:
                                  comment=False, icc=False, thumbnail=False)
 
 
+# EXIF groups carried tag by tag (maker-note groups are left out: they only survive a block copy).
+_MERGED_GROUPS = ("Exif.Image.", "Exif.Photo.", "Exif.GPSInfo.", "Exif.Iop.")
+
+
+def _merge_into(hop, target) -> None:
+    """Add the hop's EXIF, IPTC and XMP to ``target`` without removing ``target``'s own tags."""
+    exif = {k: v for k, v in hop.read_exif().items()
+            if k.startswith(_MERGED_GROUPS) and k != "Exif.Photo.MakerNote"}
+    own = target.read_exif()
+    # The target's own tags win (its structure and, for a DNG, its colour description).
+    exif = {k: v for k, v in exif.items() if k not in own or k == "Exif.Image.Orientation"}
+    for key, value in exif.items():
+        try:
+            target.modify_exif({key: value})
+        except Exception:  # a value Exiv2 cannot parse back from its own string form
+            log.debug("metadata: %s not carried over", key)
+    iptc = hop.read_iptc()
+    if iptc:
+        target.modify_iptc(iptc)
+    target.modify_xmp(hop.read_xmp())
+
+
 @functools.cache
 def _tiny_png() -> bytes:
     import imagecodecs
@@ -117,7 +160,7 @@ def _tiny_png() -> bytes:
     return imagecodecs.png_encode(np.zeros((1, 1), np.uint8))
 
 
-def _fix_exif(img: pyexiv2.Image, width: int, height: int) -> None:
+def _fix_exif(img: pyexiv2.Image, width: int, height: int, orientation: int = 1) -> None:
     exif = img.read_exif()
     changes: dict[str, str | None] = {}
     for key, value in exif.items():
@@ -127,10 +170,16 @@ def _fix_exif(img: pyexiv2.Image, width: int, height: int) -> None:
         elif key.startswith("Exif.Image."):
             if tag in _RAW_ONLY or tag in _STRUCTURAL:
                 changes[key] = None
+            elif tag in _IFD0_TO_PHOTO:
+                changes[key] = None
+                if f"Exif.Photo.{tag}" not in exif:
+                    changes[f"Exif.Photo.{tag}"] = value
+            elif tag not in _IFD0_KEPT:
+                changes[key] = None
             elif tag == "ImageDescription" and str(value).startswith('{"shape"'):
                 changes[key] = None  # tifffile's own JSON note about the source's array
-    if "Exif.Image.Orientation" in exif:
-        changes["Exif.Image.Orientation"] = "1"  # the pixels were turned upright on reading
+    if "Exif.Image.Orientation" in exif or orientation != 1:
+        changes["Exif.Image.Orientation"] = str(orientation)  # upright pixels: 1
     if any(k.startswith("Exif.Photo.") for k in exif):
         changes["Exif.Photo.PixelXDimension"] = str(width)
         changes["Exif.Photo.PixelYDimension"] = str(height)
@@ -140,11 +189,12 @@ def _fix_exif(img: pyexiv2.Image, width: int, height: int) -> None:
         img.clear_thumbnail()
 
 
-def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict) -> None:
+def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict, orientation: int = 1) -> None:
     xmp = img.read_xmp()
     changes: dict[str, str | None] = {k: None for k in _XMP_STALE if k in xmp}
     if "Xmp.tiff.Orientation" in xmp:
-        changes["Xmp.tiff.Orientation"] = "1"
+        changes["Xmp.tiff.Orientation"] = str(orientation)
+    changes.update({str(k): str(v) for k, v in (info.get("extra") or {}).items()})
     for key, value in (("Xmp.exif.PixelXDimension", width), ("Xmp.exif.PixelYDimension", height),
                        ("Xmp.tiff.ImageWidth", width), ("Xmp.tiff.ImageLength", height)):
         if key in xmp:

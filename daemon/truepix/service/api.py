@@ -260,7 +260,7 @@ def _recipe_view(recipe: Recipe) -> dict:
 
     table = load_manifest()
     inputs = {table[s.model].input if s.model in table else "rgb" for s in recipe.steps}
-    return {**recipe.to_mapping(), "input": "raw" if "bayer" in inputs else "rgb"}
+    return {**recipe.to_mapping(), "input": "raw" if "bayer" in inputs or recipe.format == "dng" else "rgb"}
 
 
 # -- HTTP ------------------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ class Worker:
             current = self._set_current(job, "decoding", only_if_idle=True)
             try:
                 recipe = job.recipe_object()
-                ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output)
+                ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output, recipe=recipe)
             except BaseException as e:  # noqa: B036 -- every failure belongs to the job, not the thread
                 ready.error = e
             while not (self._stopping.is_set() and not current):
@@ -261,7 +261,10 @@ class Worker:
             enhance_and_write(source, ready.decoded, recipe, result, out_dir=recipe.output, options=self.options,
                               progress=self._progress(job.id), plan=plan)
             seconds = round(time.perf_counter() - t0, 3)
-            outcome = self.jobs.finish(job.id, [result.output], seconds=seconds)
+            outcome = self.jobs.finish(job.id, [result.output], seconds=seconds,
+                                       **({"note": "; ".join(result.notes)} if result.notes else {}))
+            for line in result.notes:
+                log.info("job %d note: %s", job.id, line)
             log.info("job %d done: %s -> %s (%dx%d, recipe %s, %.1f s)", job.id, source.name, result.output,
                      result.width, result.height, job.recipe_name, seconds)
         except _Stop as stop:

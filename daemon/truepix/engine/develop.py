@@ -1,0 +1,192 @@
+"""Neural RAW development: Bayer mosaic -> demosaic (+ denoise) -> the recipe's RGB steps.
+
+The result is white-balanced linear *camera* RGB, the space a linear DNG stores (after dividing the
+white balance out again) and the one ``io.rawcolour`` converts to sRGB, Adobe RGB or ProPhoto.
+
+The demosaic network reads the mosaic as four half-resolution planes in RGGB order plus four planes
+of per-site noise deviation (``models.train.bayer``'s layout): other Bayer phases are turned into
+RGGB by mirroring one row and/or column at the top/left edge, which is undone on the result.  The
+noise comes from ``rawnoise`` (the DNG's NoiseProfile, else an estimate from the mosaic, else the
+ISO).  The fidelity guard anchors the result's 16x16 block means of light to those of a bilinear
+demosaic of the same mosaic (unbiased, if noisy): the network may remove noise and aliasing, not
+move colour or brightness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from truepix.engine import fidelity, models, rawnoise
+from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.engine.tiling import run_tiled
+from truepix.errors import RecipeError
+from truepix.io.raw import RawMosaic
+from truepix.recipes import Recipe
+
+NOISE_MAP_SCALE = 10.0  # as models.train.bayer: the noise planes are fed times this
+
+
+@dataclass
+class Developed:
+    rgb: np.ndarray                 # float32 (H, W, 3) white-balanced linear camera RGB
+    scale: int                      # output size / mosaic size
+    models: list[str]
+    fidelity: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    noise: tuple[float, float] | None = None
+    noise_source: str = ""
+    seconds: float = 0.0
+
+
+def to_rggb(mosaic: np.ndarray, pattern: str) -> tuple[np.ndarray, int, int]:
+    """Mirror-pad ``mosaic`` so it starts with an RGGB tile and has even sides.
+
+    Returns (padded, top, left): the padding added before the first row/column (0 or 1), to cut
+    off the result again.  Reflection keeps every site's colour consistent: mirroring one row at
+    the top puts row 1 (the other row phase) first.
+    """
+    r = pattern.index("R")
+    top, left = r // 2, r % 2
+    h, w = mosaic.shape
+    bottom = (h + top) % 2
+    right = (w + left) % 2
+    if top or left or bottom or right:
+        mosaic = np.pad(mosaic, ((top, bottom), (left, right)), mode="reflect")
+    return mosaic, top, left
+
+
+def pack_rggb(mosaic: np.ndarray) -> np.ndarray:
+    """(H, W) RGGB mosaic, even sides -> (H/2, W/2, 4) planes R, G1, G2, B."""
+    return np.stack([mosaic[0::2, 0::2], mosaic[0::2, 1::2], mosaic[1::2, 0::2], mosaic[1::2, 1::2]], axis=-1)
+
+
+def noise_of(mos: RawMosaic, planes: np.ndarray) -> tuple[tuple[float, float], str]:
+    """(scale, offset) of the raw noise and where it came from (see ``rawnoise``)."""
+    if mos.noise_profile is not None:
+        return mos.noise_profile, "DNG NoiseProfile"
+    est = rawnoise.estimate(planes)
+    if est is not None:
+        return est, "estimated from the mosaic"
+    return rawnoise.from_iso(mos.iso), f"ISO {mos.iso:g} with a typical sensor" if mos.iso else "ISO 100 assumed"
+
+
+def network_input(planes: np.ndarray, wb: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
+    """(h, w, 8): white-balanced planes, then their noise deviation times NOISE_MAP_SCALE."""
+    g = np.asarray([wb[0], wb[1], wb[1], wb[2]], np.float32)
+    out = np.empty(planes.shape[:2] + (8,), np.float32)
+    scale, offset = noise
+    for c in range(4):
+        plane = planes[:, :, c]
+        out[:, :, c] = plane * g[c]
+        sig = np.maximum(plane, 0.0) * np.float32(scale) + np.float32(offset)
+        np.sqrt(sig, out=sig)
+        out[:, :, 4 + c] = sig * np.float32(g[c] * NOISE_MAP_SCALE)
+    return out
+
+
+def bilinear_rggb(mosaic: np.ndarray) -> np.ndarray:
+    from truepix.simulate.cfa import demosaic_bilinear
+
+    return demosaic_bilinear(mosaic, "RGGB").astype(np.float32)
+
+
+def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = EngineOptions(),
+             progress: Callable[[int, int], None] | None = None, guard: bool = True):
+    """White-balanced linear camera RGB (H, W, 3) from ``mos.mosaic`` through ``model``.
+
+    Returns (rgb, noise, noise_source, max_correction).
+    """
+    padded, top, left = to_rggb(mos.mosaic, mos.pattern)
+    planes = pack_rggb(padded)
+    noise, source = noise_of(mos, planes)
+    inp = network_input(planes, mos.wb, noise)
+    del planes
+    sess = models.session(model, options.provider, options.threads)
+    name = sess.get_inputs()[0].name
+
+    def net(patch: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: patch})[0]
+
+    pad = max(model.receptive_radius, options.overlap)
+    # The tile is counted in half-resolution sites: the same memory per cell as an RGB model's.
+    rgb = run_tiled(net, inp, 2, tile=options.tile, pad=pad, overlap=options.overlap, out_channels=3,
+                    progress=progress)
+    del inp
+    h, w = mos.mosaic.shape
+    if top or left or rgb.shape[0] != h or rgb.shape[1] != w:
+        rgb = np.ascontiguousarray(rgb[top:top + h, left:left + w])
+    correction = 0.0
+    if guard:
+        ref = bilinear_rggb(padded)[top:top + h, left:left + w]
+        ref *= np.asarray(mos.wb, np.float32)
+        tolerance = float(model.extra.get("anchor_tolerance", 0.02))
+        correction = fidelity.reanchor(rgb, ref, 1, block=16, tolerance=tolerance)
+    return rgb, noise, source, correction
+
+
+def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptions(),
+            progress: Callable[[float], None] | None = None, model_dir=None) -> Developed:
+    """Run ``recipe`` on a RAW file: its Bayer step (first) on the mosaic, the rest on camera RGB.
+
+    ``mos`` from ``io.raw.read_mosaic`` (mosaic set) or ``develop_libraw`` (rgb set: the Bayer step
+    is skipped, with a note).  RGB steps (lens, upscale) see the camera RGB divided by the largest
+    white-balance multiplier, so highlights fit their 0..1 range, and multiplied back after.
+    """
+    t0 = time.perf_counter()
+    table = models.load_manifest(model_dir)
+    infos = []
+    for step in recipe.steps:
+        if step.model not in table:
+            raise RecipeError(f"recipe {recipe.name!r}: unknown model {step.model!r}; "
+                              f"installed: {', '.join(sorted(table))}")
+        infos.append(table[step.model])
+    bayer = [i for i, info in enumerate(infos) if info.input == "bayer"]
+    if bayer and bayer != [0]:
+        raise RecipeError(f"recipe {recipe.name!r}: a Bayer step ({infos[bayer[0]].name}) must be the first "
+                          "and only one")
+    rest = recipe.steps[1:] if bayer else recipe.steps
+    share = 1.0 / (1 + len(rest))
+    labels, notes, report = [], list(mos.notes), {}
+    noise, source = None, ""
+    if mos.mosaic is not None and bayer:
+        def tick(done: int, total: int) -> None:
+            if progress:
+                progress(share * done / total)
+
+        rgb, noise, source, corr = demosaic(mos, infos[0], options, tick, guard=recipe.guard)
+        labels.append(infos[0].label)
+        if recipe.guard:
+            report["demosaic_anchor_max_correction"] = round(corr, 5)
+    elif mos.mosaic is not None:
+        from truepix.simulate.cfa import demosaic_bilinear
+
+        rgb = demosaic_bilinear(mos.mosaic, mos.pattern).astype(np.float32) * np.asarray(mos.wb, np.float32)
+        notes.append("no demosaic step in the recipe: bilinear demosaic used")
+    else:
+        rgb = mos.rgb
+        if bayer:
+            labels.append("LibRaw AHD")
+    scale = 1
+    if rest:
+        top = float(max(np.max(mos.wb), 1.0))
+        rgb /= np.float32(top)
+        sub = dataclasses.replace(recipe, steps=tuple(rest))
+
+        def sub_progress(f: float) -> None:
+            if progress:
+                progress(1 - share * len(rest) + share * len(rest) * f)
+
+        enhanced = enhance(rgb, None, sub, options, sub_progress, model_dir)
+        rgb = enhanced.pixels
+        rgb *= np.float32(top)
+        labels += enhanced.models
+        report.update(enhanced.fidelity)
+        scale = rgb.shape[0] // mos.shape[0]
+    if progress:
+        progress(1.0)
+    return Developed(rgb, scale, labels, report, notes, noise, source, time.perf_counter() - t0)
