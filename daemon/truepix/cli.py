@@ -166,7 +166,7 @@ def cmd_bench(args) -> int:
     opts = _engine_options(args)
     result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=opts.tile,
                        threads=opts.threads, provider=opts.provider, repeat=args.repeat,
-                       file_to_file=not args.no_file_to_file)
+                       file_to_file=not args.no_file_to_file, raw_files=args.raw)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
     p.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
     p.add_argument("--no-file-to-file", action="store_true", help="skip the file-to-file (truepix process) rows")
+    p.add_argument("--raw", type=pathlib.Path, nargs="+", metavar="FILE",
+                   help="bench RAW development instead: each file to a linear DNG (develop recipe) and, "
+                        "side by side, LibRaw's AHD to a 16-bit TIFF")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_bench)

@@ -7,9 +7,9 @@ The demosaic network reads the mosaic as four half-resolution planes in RGGB ord
 of per-site noise deviation (``models.train.bayer``'s layout): other Bayer phases are turned into
 RGGB by mirroring one row and/or column at the top/left edge, which is undone on the result.  The
 noise comes from ``rawnoise`` (the DNG's NoiseProfile, else an estimate from the mosaic, else the
-ISO).  The fidelity guard anchors the result's 16x16 block means of light to those of a bilinear
-demosaic of the same mosaic (unbiased, if noisy): the network may remove noise and aliasing, not
-move colour or brightness.
+ISO).  The fidelity guard anchors the result's 16x16 block means of light to those of
+the mosaic itself (each channel's own sites; unbiased, if noisy): the network may remove noise and
+aliasing, not move colour or brightness.
 """
 
 from __future__ import annotations
@@ -89,10 +89,18 @@ def network_input(planes: np.ndarray, wb: np.ndarray, noise: tuple[float, float]
     return out
 
 
-def bilinear_rggb(mosaic: np.ndarray) -> np.ndarray:
-    from truepix.simulate.cfa import demosaic_bilinear
+def site_means(planes: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) white-balanced colour of each RGGB tile: R, the mean of G1 and G2, B.
 
-    return demosaic_bilinear(mosaic, "RGGB").astype(np.float32)
+    The guard's reference: its 8x8-tile block means are the mosaic's own (unbiased, if noisy)
+    means of light per channel over the 16x16-pixel block the output's means are compared with.
+    """
+    out = np.empty(planes.shape[:2] + (3,), np.float32)
+    out[:, :, 0] = planes[:, :, 0] * np.float32(wb[0])
+    np.add(planes[:, :, 1], planes[:, :, 2], out=out[:, :, 1])
+    out[:, :, 1] *= np.float32(wb[1] / 2)
+    out[:, :, 2] = planes[:, :, 3] * np.float32(wb[2])
+    return out
 
 
 def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = EngineOptions(),
@@ -103,8 +111,10 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     """
     padded, top, left = to_rggb(mos.mosaic, mos.pattern)
     planes = pack_rggb(padded)
+    del padded
     noise, source = noise_of(mos, planes)
     inp = network_input(planes, mos.wb, noise)
+    ref = site_means(planes, mos.wb) if guard else None
     del planes
     sess = models.session(model, options.provider, options.threads)
     name = sess.get_inputs()[0].name
@@ -117,15 +127,13 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     rgb = run_tiled(net, inp, 2, tile=options.tile, pad=pad, overlap=options.overlap, out_channels=3,
                     progress=progress)
     del inp
-    h, w = mos.mosaic.shape
-    if top or left or rgb.shape[0] != h or rgb.shape[1] != w:
-        rgb = np.ascontiguousarray(rgb[top:top + h, left:left + w])
     correction = 0.0
-    if guard:
-        ref = bilinear_rggb(padded)[top:top + h, left:left + w]
-        ref *= np.asarray(mos.wb, np.float32)
+    if guard:  # on the padded result, whose RGGB tiles are those of ``ref``
         tolerance = float(model.extra.get("anchor_tolerance", 0.02))
-        correction = fidelity.reanchor(rgb, ref, 1, block=16, tolerance=tolerance)
+        correction = fidelity.reanchor(rgb, ref, 2, block=8, tolerance=tolerance)
+    h, w = mos.mosaic.shape
+    if top or left or rgb.shape[:2] != (h, w):
+        rgb = rgb[top:top + h, left:left + w]  # a view: no second full-size copy
     return rgb, noise, source, correction
 
 

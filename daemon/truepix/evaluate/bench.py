@@ -1,4 +1,6 @@
-"""``truepix bench``: throughput and peak memory of each upscaler, side by side.
+"""``truepix bench``: throughput and peak memory of each upscaler, side by side; with ``--raw FILE...``,
+RAW development file to file (truepix's ``develop`` recipe to a linear DNG, next to LibRaw's AHD to a
+16-bit TIFF; megapixels are the mosaic's).
 
 Each case (method x input size) runs in a fresh child process, so its peak
 resident memory (``ru_maxrss``) is its own: the synthetic input image, the
@@ -44,8 +46,47 @@ def _row(method: str, w: int, h: int, out_mp: float, seconds: float) -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+RAW_DEVELOP = "truepix develop (RAW to linear DNG)"
+RAW_LIBRAW = "LibRaw AHD (RAW to 16-bit TIFF)"
+
+
+def _raw_case(method: str, path: pathlib.Path, tile: int, threads: int, provider: str) -> dict:
+    """A camera RAW file developed, file to file: truepix's ``develop`` recipe (Bayer network to a
+    linear DNG), or LibRaw's AHD demosaic to a linear 16-bit TIFF as the baseline."""
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="truepix-bench-") as tmp:
+        t0 = time.perf_counter()
+        if method == RAW_DEVELOP:
+            from truepix.engine.pipeline import EngineOptions
+            from truepix.process import process_file
+            from truepix.recipes import BUILTIN
+
+            res = process_file(path, dataclasses.replace(BUILTIN["develop"], output=pathlib.Path(tmp)),
+                               options=EngineOptions(provider=provider, threads=threads, tile=tile))
+            if res.status != "done":
+                raise SystemExit(res.error)
+            w, h = res.width, res.height
+        else:
+            import rawpy
+            import tifffile
+
+            with rawpy.imread(str(path)) as raw:
+                rgb = raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, gamma=(1, 1),
+                                      no_auto_bright=True, output_bps=16, use_camera_wb=True)
+            tifffile.imwrite(pathlib.Path(tmp) / "out.tif", rgb, photometric="rgb")
+            h, w = rgb.shape[:2]
+        seconds = time.perf_counter() - t0
+    row = _row(method, w, h, w * h / 1e6, seconds)
+    row["file"] = path.name
+    return row
+
+
 def _case(method: str, megapixels: float, tile: int, threads: int, provider: str,
-          peer: str | None, repeat: int) -> dict:
+          peer: str | None, repeat: int, raw: str | None = None) -> dict:
+    if raw is not None:
+        return _raw_case(method, pathlib.Path(raw), tile, threads, provider)
     if method.endswith(FILE_TO_FILE):
         return _file_case(method, megapixels, tile, threads, provider)
     img = synthetic_image(megapixels)
@@ -159,9 +200,33 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
     return _row(method, w, h, out_mp, best)
 
 
+def run_raw_bench(files, tile=512, threads=0, provider="auto") -> list[dict]:
+    """Each RAW file developed by truepix and by LibRaw, each case in its own process."""
+    cases = []
+    for path in files:
+        for method in (RAW_DEVELOP, RAW_LIBRAW):
+            cmd = [sys.executable, "-m", "truepix.evaluate.bench", "--case", method, "--raw", str(path),
+                   "--tile", str(tile), "--threads", str(threads), "--provider", provider]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                cases.append({"method": method, "file": pathlib.Path(path).name, "input_mp": 0, "error": tail})
+            else:
+                cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"truepix bench: {method} on {pathlib.Path(path).name} done", file=sys.stderr, flush=True)
+    return cases
+
+
 def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
-              file_to_file=True) -> dict:
-    """Run every case in its own process; returns ``{"cases": [...], ...}``."""
+              file_to_file=True, raw_files=None) -> dict:
+    """Run every case in its own process; returns ``{"cases": [...], ...}``.  With ``raw_files`` only
+    those RAW files are benched (develop vs LibRaw)."""
+    if raw_files:
+        import onnxruntime
+
+        return {"cases": run_raw_bench(raw_files, tile, threads, provider), "tile": tile, "threads": threads,
+                "provider": provider, "onnxruntime": onnxruntime.__version__,
+                "cpu_count": __import__("os").cpu_count()}
     from truepix.engine import models as engine_models
     from truepix.evaluate.baselines import find_peers
 
@@ -207,10 +272,11 @@ def format_table(result: dict) -> str:
              "| method | input | output MP | seconds | output MP/s | peak RSS (MB) |",
              "|---|---|---:|---:|---:|---:|"]
     for c in result["cases"]:
+        what = f"{c['file']} " if "file" in c else ""
         if "error" in c:
-            lines.append(f"| {c['method']} | {c['input_mp']} MP | failed: {c['error']} | | | |")
+            lines.append(f"| {c['method']} | {what}{c['input_mp']} MP | failed: {c['error']} | | | |")
         else:
-            lines.append(f"| {c['method']} | {c['input']} ({c['input_mp']} MP) | {c['output_mp']} | "
+            lines.append(f"| {c['method']} | {what}{c['input']} ({c['input_mp']} MP) | {c['output_mp']} | "
                          f"{c['seconds']:.2f} | {c['mp_per_s']:.2f} | {c['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
@@ -218,14 +284,15 @@ def format_table(result: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description="one bench case (used by truepix bench)")
     p.add_argument("--case", required=True)
-    p.add_argument("--mp", type=float, required=True)
+    p.add_argument("--mp", type=float, default=0.0)
+    p.add_argument("--raw", help="a RAW file (the develop cases)")
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--provider", default="auto")
     p.add_argument("--peer")
     p.add_argument("--repeat", type=int, default=1)
     a = p.parse_args()
-    print(json.dumps(_case(a.case, a.mp, a.tile, a.threads, a.provider, a.peer, a.repeat)))
+    print(json.dumps(_case(a.case, a.mp, a.tile, a.threads, a.provider, a.peer, a.repeat, a.raw)))
 
 
 if __name__ == "__main__":

@@ -141,11 +141,14 @@ def _merge_into(hop, target) -> None:
     own = target.read_exif()
     # The target's own tags win (its structure and, for a DNG, its colour description).
     exif = {k: v for k, v in exif.items() if k not in own or k == "Exif.Image.Orientation"}
-    for key, value in exif.items():
-        try:
-            target.modify_exif({key: value})
-        except Exception:  # a value Exiv2 cannot parse back from its own string form
-            log.debug("metadata: %s not carried over", key)
+    try:
+        target.modify_exif(exif)  # one rewrite of the file
+    except Exception:  # a value Exiv2 cannot parse back from its own string form: tag by tag
+        for key, value in exif.items():
+            try:
+                target.modify_exif({key: value})
+            except Exception:
+                log.debug("metadata: %s not carried over", key)
     iptc = hop.read_iptc()
     if iptc:
         target.modify_iptc(iptc)

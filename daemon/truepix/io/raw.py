@@ -290,13 +290,15 @@ def read_mosaic(path, check_size=lambda w, h: None) -> RawMosaic:
         black = np.asarray(raw.black_level_per_channel, np.float32)
         whites = raw.camera_white_level_per_channel
         white = np.asarray(whites if whites else [raw.white_level] * 4, np.float32)
-        lut_black, lut_range = black[colours], (white - black)[colours]
-        if np.any(lut_range <= 0):
+        if np.any(white - black <= 0):
             raise ReadFailure(f"white level {white.tolist()} not above black level {black.tolist()}")
         mosaic = visible.astype(np.float32)
-        mosaic -= lut_black
-        mosaic /= lut_range
-        del lut_black, lut_range
+        for dy in range(2):  # per site phase: no full-size lookup arrays
+            for dx in range(2):
+                c = int(colours[dy, dx])
+                site = mosaic[dy::2, dx::2]
+                site -= black[c]
+                site *= np.float32(1.0 / (white[c] - black[c]))
         info = _describe(raw, path, tags)
         crop = _crop(raw)
     mos = RawMosaic(mosaic=mosaic, pattern=pattern, crop=crop, **info)

@@ -25,7 +25,7 @@ from truepix.simulate.optics import (
 )
 from truepix.simulate.sensor import add_sensor_noise, expose, normalise_raw, quantise_raw
 
-__all__ = ["Degradation", "sample_degradation", "camera_student", "teacher_and_student"]
+__all__ = ["Degradation", "sample_degradation", "camera_student", "camera_raw", "teacher_and_student"]
 
 
 @dataclass
@@ -156,6 +156,29 @@ def camera_student(teacher_srgb: np.ndarray, scale: int, deg: Degradation, profi
     if deg.jpeg_quality is not None:
         srgb = jpeg_roundtrip(srgb, deg.jpeg_quality)
     return np.ascontiguousarray(srgb, dtype=np.float32)
+
+
+def camera_raw(scene_srgb: np.ndarray, deg: Degradation, profile: CameraProfile,
+               rng: np.random.Generator) -> np.ndarray:
+    """The raw file's data when ``profile`` photographs the scene ``scene_srgb`` (one camera pixel per
+    scene pixel): exposure, lens, OLPF, white-balance sensitivities, the CFA, shot + read noise and
+    quantisation, as in :func:`camera_student`, stopped before development.
+
+    scene_srgb: (H, W, 3) sRGB floats 0..1, H and W even.  Returns (H, W) uint16 DN in
+    ``profile.cfa_pattern`` (black level ``profile.noise.black_level_dn``, white 2**bits - 1).
+    """
+    t = np.asarray(scene_srgb)
+    if t.ndim != 3 or t.shape[2] != 3 or t.shape[0] % 2 or t.shape[1] % 2:
+        raise ValueError(f"scene must be (H, W, 3) with even sides, got {t.shape}")
+    linear = expose(srgb_to_linear(t), deg.exposure_ev)
+    linear = _lens(linear, 1, deg, profile, None, None)
+    if deg.olpf_strength > 0:
+        linear = apply_olpf(linear, deg.olpf_strength)
+    raw = mosaic(linear / np.asarray(deg.wb_gains, dtype=np.float32), profile.cfa_pattern)
+    del linear
+    if deg.noise:
+        raw = add_sensor_noise(raw, deg.iso, profile.noise, rng)
+    return quantise_raw(raw, profile.noise)
 
 
 def _to_unit_float(image) -> np.ndarray:
