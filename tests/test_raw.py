@@ -217,3 +217,25 @@ def test_recipes_without_raw_steps_still_develop_raw_with_libraw(tmp_path):
     src = cfa_file(tmp_path / "shot.dng", smooth_scene(48, 64), "RGGB")
     res = process_file(src, Recipe("u", (Step("upscale-x2"),)))
     assert res.status == "done" and (res.width, res.height) == (128, 96)
+
+
+def test_simulated_raw_file_develops_and_benches(tmp_path):
+    from PIL import Image
+
+    from truepix.evaluate.bench import RAW_DEVELOP, RAW_LIBRAW, run_raw_bench
+    from truepix.simulate import rawfile
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.round(photo_like(160, 240, seed=i) * 255).astype(np.uint8)).save(photos / f"{i}.png")
+    dng = tmp_path / "sim.dng"
+    assert rawfile.main(["--data", str(photos), "--out", str(dng), "--mp", "0.1", "--iso", "3200"]) == 0
+    mos = raw.read_mosaic(dng)
+    assert mos.pattern == "GBRG" and mos.iso == 3200 and mos.mosaic.shape == (256, 386)
+    assert -0.05 < mos.mosaic.min() and mos.mosaic.max() <= 1.0
+    cases = run_raw_bench([dng])
+    assert [c["method"] for c in cases] == [RAW_DEVELOP, RAW_LIBRAW]
+    for c in cases:
+        assert "error" not in c, c
+        assert c["input"] == "386x256" and c["seconds"] > 0 and c["peak_rss_mb"] > 0

@@ -173,9 +173,13 @@ def _dng_tags(path) -> dict:
             if 50706 not in tags:  # DNGVersion
                 return {}
             wanted = {**DNG_COLOUR_TAGS, 50708: "UniqueCameraModel", 50728: "AsShotNeutral",
-                      51041: "NoiseProfile", 271: "Make", 272: "Model"}
-            return {code: (name, tags[code].value, int(tags[code].dtype), tags[code].count)
-                    for code, name in wanted.items() if code in tags}
+                      51041: "NoiseProfile", 271: "Make", 272: "Model", 34855: "ISOSpeedRatings"}
+            found = {code: (name, tags[code].value, int(tags[code].dtype), tags[code].count)
+                     for code, name in wanted.items() if code in tags}
+            exif = tags[34665].value if 34665 in tags else None  # the EXIF IFD, parsed by tifffile
+            if 34855 not in found and isinstance(exif, dict) and "ISOSpeedRatings" in exif:
+                found[34855] = ("ISOSpeedRatings", exif["ISOSpeedRatings"], 3, 1)
+            return found
     except Exception:  # not a TIFF container, or damaged tags: LibRaw's view is all we have
         return {}
 
@@ -237,8 +241,12 @@ def _describe(raw, path: pathlib.Path, tags: dict) -> dict:
             noise = (float(v[0::2].mean()), float(v[1::2].mean()))
     name = lambda code: str(tags[code][1]).strip("\0 ") if code in tags else ""  # noqa: E731
     make, model = name(271), name(272)
+    iso = float(other.iso_speed or 0.0)
+    if not iso and 34855 in tags:
+        value = np.asarray(tags[34855][1]).ravel()
+        iso = float(value[0]) if value.size else 0.0
     return dict(
-        path=path, wb=wb, cam_xyz=cam_xyz, iso=float(other.iso_speed or 0.0),
+        path=path, wb=wb, cam_xyz=cam_xyz, iso=iso,
         exposure_time=float(other.shutter_speed or 0.0), f_number=float(other.aperture or 0.0),
         focal_length=float(other.focal_length or 0.0), noise_profile=noise,
         orientation=_FLIP_TO_EXIF.get(raw.sizes.flip, 1), make=make, model=model,
