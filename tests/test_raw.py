@@ -239,3 +239,13 @@ def test_simulated_raw_file_develops_and_benches(tmp_path):
     for c in cases:
         assert "error" not in c, c
         assert c["input"] == "386x256" and c["seconds"] > 0 and c["peak_rss_mb"] > 0
+
+
+def test_the_white_noise_estimate_reads_the_added_level():
+    from truepix.engine.noiselevel import estimate_sigma
+
+    clean = photo_like(200, 240, noise=0.0)
+    rng = np.random.default_rng(3)
+    for sigma in (5, 15, 25, 50):
+        noisy = clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
+        assert abs(estimate_sigma(noisy) * 255 - sigma) < 0.12 * sigma + 1.0, sigma

@@ -192,3 +192,39 @@ def test_bayer_training_export_and_demosaic_eval(tmp_path):
     res = json.loads(out.read_text())
     assert res["conditions"] == ["clean", "ISO 3200"] and "Menon 2007" in res["results"]
     assert set(res["results"]["demosaic-smoke"]) >= {"clean", "ISO 3200"}
+
+
+def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):
+    data = _images(tmp_path / "data", 5, 96, 112)
+    train = [sys.executable, "-m", "models.train.train_denoise", "--name", "smoke", "--iters", "10", "--batch", "4",
+             "--patch", "32", "--ckpt-every", "5", "--val-count", "2", "--channels", "8", "--blocks", "1",
+             "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "iter 10" in proc.stdout and "sigma25" in proc.stdout
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    export = [sys.executable, "-m", "models.train.export", "--name", "denoise-smoke",
+              "--checkpoint", str(tmp_path / "runs" / "smoke" / "last.pt"), "--models-dir", str(models_dir),
+              "--eval", str(data)]
+    proc = subprocess.run(export, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]
+    assert row["task"] == "denoise" and row["input"] == "rgb+noise" and row["scale"] == 1
+    assert row["metrics"]["data"]["psnr_sigma25"] > 5 and "psnr_sigma25_blind" in row["metrics"]["data"]
+
+    from truepix.engine import models
+    from truepix.engine.pipeline import EngineOptions, run_model
+    from truepix.errors import RecipeError
+
+    info = models.get_model("denoise-smoke", models_dir)
+    img = photo_like(45, 67, noise=0.05)  # odd sides: the folding network gets a mirrored row/column
+    full = run_model(info, img, EngineOptions(tile=32, overlap=4), params={"noise": 12})
+    assert full.shape == img.shape
+    half = run_model(info, img, EngineOptions(tile=32, overlap=4), params={"noise": 12, "strength": 0.5})
+    np.testing.assert_allclose(half, 0.5 * full + 0.5 * img, atol=1e-5)  # strength blends toward the input
+    off = run_model(info, img, EngineOptions(tile=32, overlap=4), params={"strength": 0})
+    np.testing.assert_allclose(off, img, atol=1e-6)
+    for bad in ({"noise": -1}, {"noise": "high"}, {"strength": 1.5}):
+        with pytest.raises(RecipeError):
+            run_model(info, img, EngineOptions(), params=bad)

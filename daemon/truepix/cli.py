@@ -148,8 +148,18 @@ def cmd_eval(args) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return 0
+    if args.task == "denoise":
+        from truepix.evaluate import denoise
+
+        result = denoise.evaluate_denoise(args.data, models=args.model, sigmas=args.sigma, iso=args.iso,
+                                          options=_engine_options(args), limit=args.limit, cbm3d=args.cbm3d)
+        print(denoise.format_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     if args.task != "upscale":
-        print(f"truepix: eval --task {args.task} is not available yet (upscale and demosaic are)", file=sys.stderr)
+        print(f"truepix: eval --task {args.task} is not available yet (upscale, demosaic and denoise are)",
+              file=sys.stderr)
         return 2
     result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
                               options=_engine_options(args), limit=args.limit, degradation=args.degradation,
@@ -321,10 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsharp-from", type=pathlib.Path,
                    help="(camera) training images to tune the bicubic + unsharp-mask baseline on")
     p.add_argument("--iso", type=float, nargs="*", default=[],
-                   help="(demosaic) also develop raws of the held-out camera at these ISOs, e.g. 800 3200 12800")
+                   help="(demosaic, denoise) also raws of the held-out camera at these ISOs, e.g. 800 3200 12800")
+    p.add_argument("--sigma", type=float, nargs="*", default=[15, 25, 50],
+                   help="(denoise) white Gaussian noise levels, 0..255 scale (default 15 25 50)")
     p.add_argument("--no-libraw", action="store_true", help="(demosaic) skip LibRaw's AHD/DCB/DHT... baselines")
     p.add_argument("--cbm3d", action="store_true",
-                   help="(demosaic with --iso) also run CBM3D after the classical demosaics (slow)")
+                   help="(demosaic with --iso, denoise) also run CBM3D (bm3d package; about 10 s an image)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(func=cmd_eval)

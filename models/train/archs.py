@@ -147,7 +147,36 @@ class BayerRLFN(nn.Module):
         return self.shuffle(self.tail(f) + nn.functional.conv2d(x[:, :4], self.anchor))
 
 
-ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN}
+class DenoiseRLFN(nn.Module):
+    """Non-blind RGB denoiser in the manner of FFDNet (Zhang, Zuo & Zhang, TIP 2018): the image is
+    folded into four half-resolution sub-images (PixelUnshuffle), a noise-level map joins them, RLFN
+    blocks work at half resolution, and the unfolded result is added to the input (the network
+    predicts minus the noise).
+
+    Input (N, colors + 1, H, W), H and W even: the noisy image, then the noise standard deviation
+    map (times the model's ``noise_map_scale``).  Output (N, colors, H, W).
+    """
+
+    def __init__(self, channels: int = 64, blocks: int = 4, colors: int = 3):
+        super().__init__()
+        self.colors = colors
+        self.unshuffle = nn.PixelUnshuffle(2)
+        self.head = nn.Conv2d(4 * colors + 1, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*[RLFB(channels) for _ in range(blocks)])
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.tail = nn.Conv2d(channels, 4 * colors, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        nn.init.normal_(self.tail.weight, std=1e-3)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img, sigma = x[:, :self.colors], x[:, self.colors:]
+        f = self.head(torch.cat([self.unshuffle(img), nn.functional.avg_pool2d(sigma, 2)], dim=1))
+        f = self.body_tail(self.blocks(f)) + f
+        return img + self.shuffle(self.tail(f))
+
+
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN, "denoise_rlfn": DenoiseRLFN}
 
 
 def build(name: str, **kwargs) -> nn.Module:

@@ -47,11 +47,12 @@ def export_onnx(model: torch.nn.Module, path: pathlib.Path, opset: int = 17, cha
     tmp.replace(path)
 
 
-def check_against_torch(model: torch.nn.Module, path: pathlib.Path, channels: int = 3) -> float:
-    """Max abs difference between PyTorch and ONNX Runtime on an odd-sized input."""
+def check_against_torch(model: torch.nn.Module, path: pathlib.Path, channels: int = 3, even: bool = False) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime on an odd-sized input (``even``: one size
+    up, for networks that fold 2x2 pixels)."""
     import onnxruntime as ort
 
-    x = torch.rand(1, channels, 77, 53)
+    x = torch.rand(1, channels, 78, 54) if even else torch.rand(1, channels, 77, 53)
     with torch.no_grad():
         ref = model(x).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -115,14 +116,16 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"])
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
-    channels = 8 if state["arch"] == "bayer_rlfn" else 3
+    channels = {"bayer_rlfn": 8, "denoise_rlfn": 4}.get(state["arch"], 3)
     export_onnx(model, onnx_path, channels=channels)
-    diff = check_against_torch(model, onnx_path, channels=channels)
+    diff = check_against_torch(model, onnx_path, channels=channels, even=state["arch"] == "denoise_rlfn")
     if diff > 1e-4:
         sys.exit(f"export: ONNX Runtime differs from PyTorch by {diff:.2e}")
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     if state["arch"] == "bayer_rlfn":
         return _export_bayer(args, state, model, onnx_path, sha, diff)
+    if state["arch"] == "denoise_rlfn":
+        return _export_denoise(args, state, model, onnx_path, sha, diff)
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]
     protocol = cfg.get("degradation", "bicubic")
@@ -230,6 +233,51 @@ def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
             print(f"{data.name}: {r}")
         row["metrics"] = {"command": f"truepix eval --task demosaic --data DIR --model {args.name} "
                                      "--iso 800 3200 12800", **metrics}
+        write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
+    print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
+    return 0
+
+
+def _export_denoise(args, state, model, onnx_path, sha, diff) -> int:
+    """The manifest row of the RGB denoiser (models.train.train_denoise)."""
+    from models.train.train_denoise import NOISE_MAP_SCALE
+
+    cfg = state["config"]
+    row = {
+        "name": args.name, "version": args.version, "task": "denoise", "scale": 1,
+        "file": onnx_path.name, "sha256": sha, "input": "rgb+noise", "transfer": "srgb",
+        "receptive_radius": 2 * receptive_radius(model), "opset": 17,
+        "noise_map_scale": NOISE_MAP_SCALE, "anchor": "srgb", "anchor_block": 16, "anchor_tolerance": 0.02,
+        "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
+        "exported": datetime.date.today().isoformat(),
+        "training": {
+            "command": args.training_command or f"python -m models.train.train_denoise --name {cfg['name']} ...",
+            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+            "degradation": (f"{1 - cfg['signal_share']:.0%} additive white Gaussian noise on sRGB values, sigma "
+                            f"U(0, {cfg['sigma_max']:g}) of 255; {cfg['signal_share']:.0%} signal-dependent noise "
+                            "(Gaussian in linear light, variance a x + b) through the sRGB curve"),
+            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
+            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
+            "batch": cfg["batch"], "patch": cfg["patch"], "loss": "L1 on sRGB values",
+            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
+            "held_out_val_psnr_sigma25": round(state["val_psnr_sigma25"], 3),
+            "arch_kwargs": dict(state["arch_kwargs"]),
+        },
+    }
+    manifest = args.models_dir / "manifest.toml"
+    write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
+    if args.eval:
+        from truepix.evaluate.denoise import evaluate_denoise
+
+        os.environ["TRUEPIX_MODELS"] = str(args.models_dir)
+        metrics = {}
+        for data in args.eval:
+            res = evaluate_denoise(data, models=[args.name], sigmas=[15, 25, 50], cbm3d=False)
+            r, rb = res["results"][f"{args.name} (true sigma)"], res["results"][f"{args.name} (blind)"]
+            metrics[data.name] = {f"psnr_sigma{s:g}": r[f"sigma {s:g}"] for s in (15, 25, 50)}
+            metrics[data.name].update({f"psnr_sigma{s:g}_blind": rb[f"sigma {s:g}"] for s in (15, 25, 50)})
+            print(f"{data.name}: {r}")
+        row["metrics"] = {"command": f"truepix eval --task denoise --data DIR --model {args.name}", **metrics}
         write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
     print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
     return 0

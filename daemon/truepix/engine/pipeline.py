@@ -41,28 +41,70 @@ class Enhanced:
     seconds: float = 0.0
 
 
+def noise_level(model: models.ModelInfo, pixels: np.ndarray, params: dict) -> float:
+    """The noise deviation (0..1 scale, in the model's transfer space) a noise-map model is given:
+    the step's ``noise`` (0..255 code values, as photographers and the AWGN literature state it),
+    else an estimate from the image (``noiselevel``)."""
+    if "noise" in params:
+        value = params["noise"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 255:
+            raise RecipeError(f"{model.name}: noise must be a number of 0..255 code values, not {value!r}")
+        return float(value) / 255.0
+    from truepix.engine.noiselevel import estimate_sigma
+
+    return estimate_sigma(pixels)
+
+
+def strength_of(model: models.ModelInfo, params: dict) -> float:
+    value = params.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise RecipeError(f"{model.name}: strength must be a number from 0 (off) to 1 (full), not {value!r}")
+    return float(value)
+
+
 def run_model(
     model: models.ModelInfo,
     pixels: np.ndarray,
     options: EngineOptions = EngineOptions(),
     progress: Callable[[int, int], None] | None = None,
+    params: dict | None = None,
 ) -> np.ndarray:
     """One network over an RGB image, tiled.
 
     ``pixels`` must already be in the model's ``transfer`` space (sRGB-encoded
-    or linear); the result is in the same space, unclipped.
+    or linear); the result is in the same space, unclipped.  A noise-map model
+    (``input = "rgb+noise"``) also gets a plane of the noise level (``noise_level``)
+    and its result is blended toward the input by the step's ``strength``.
     """
-    if model.input != "rgb":
-        raise RecipeError(f"{model.name}: takes {model.input} input, which this pipeline cannot feed yet")
+    params = params or {}
+    if model.input not in ("rgb", "rgb+noise"):
+        raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
+                          "(it must be the first step of a recipe for RAW files)")
     sess = models.session(model, options.provider, options.threads)
     name = sess.get_inputs()[0].name
+    feed = pixels
+    strength = 1.0
+    if model.input == "rgb+noise":
+        strength = strength_of(model, params)
+        sigma = noise_level(model, pixels, params) * float(model.extra.get("noise_map_scale", 1.0))
+        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
+        feed[:, :, :-1] = pixels
+        feed[:, :, -1] = sigma
 
     def net(patch: np.ndarray) -> np.ndarray:
+        h, w = patch.shape[2:]
+        if model.input == "rgb+noise" and (h % 2 or w % 2):  # the network folds 2x2 pixels: even sides
+            patch = np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)), mode="reflect")
+            return sess.run(None, {name: patch})[0][:, :, :h, :w]
         return sess.run(None, {name: patch})[0]
 
     pad = max(model.receptive_radius, options.overlap)
-    return run_tiled(net, pixels, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
-                     progress=progress)
+    out = run_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
+                    out_channels=pixels.shape[2], progress=progress)
+    if strength < 1.0:
+        out *= np.float32(strength)
+        out += np.float32(1 - strength) * pixels
+    return out
 
 
 def _convert_(x: np.ndarray, space: str, want: str) -> np.ndarray:
@@ -132,7 +174,7 @@ def enhance(
 
         if space != info.transfer:
             current = _convert_(current.copy() if current is source else current, space, info.transfer)
-        current, space = run_model(info, current, options, tick), info.transfer
+        current, space = run_model(info, current, options, tick, recipe.steps[i].params), info.transfer
         total_scale *= info.scale
     if current is source:
         current = source.copy()

@@ -1,0 +1,195 @@
+"""Train the RGB denoiser (``denoise_rlfn``) on CPU: resumable, checkpointed, cosine-decayed Adam.
+
+    python -m models.train.train_denoise --name denoise --iters 20000 \
+        --data ../shared/data/train/T91 ../shared/data/train/BSD200 --threads 2
+
+Batches (``NoiseSampler``): clean 8-bit sRGB patches with random flips/rotations, and noise added
+to their sRGB values the way the evaluation and the photographs have it:
+
+- most samples (1 - ``--signal-share``): additive white Gaussian noise, sigma ~ U(0, ``--sigma-max``)
+  on the 0..255 scale, unclipped (the AWGN protocol of DnCNN, FFDNet and CBM3D);
+- the rest: signal-dependent noise, Gaussian in linear light with variance a * x + b (shot and read
+  noise of an undeveloped file), then the sRGB curve: brighter areas noisier in light, shadows
+  noisier in code values.  Its noise map is the true per-pixel deviation in sRGB values.
+
+The network gets the noise map (times ``NOISE_MAP_SCALE``) as an extra input channel, so one model
+serves every level and a photographer can turn it down.  Loss: L1 on sRGB values.  Validation: the
+held-out images at sigma 25 (fixed noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from models.train import archs
+from models.train.data import list_images
+from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+
+NOISE_MAP_SCALE = 4.0  # sigma on the 0..1 scale, times this: sigma 25/255 -> 0.39
+
+
+class NoiseSampler:
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int = 0, sigma_max: float = 55.0,
+                 signal_share: float = 0.2):
+        self.images = [im for im in images if min(im.shape[:2]) >= patch]
+        self.patch, self.sigma_max, self.signal_share = patch, sigma_max, signal_share
+        self.rng = np.random.default_rng(seed)
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], np.float64)
+        self.prob = areas / areas.sum()
+
+    def noisy(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(noisy sRGB, per-pixel sigma map (H, W)) for one clean sRGB image."""
+        if rng.random() >= self.signal_share:
+            sigma = rng.uniform(0, self.sigma_max) / 255.0
+            noisy = clean + rng.normal(0, sigma, clean.shape).astype(np.float32)
+            return noisy.astype(np.float32), np.full(clean.shape[:2], sigma, np.float32)
+        lin = srgb_to_linear(clean)
+        a = 10 ** rng.uniform(-4.5, -2.0)   # shot noise: variance per unit of light
+        b = 10 ** rng.uniform(-7.0, -4.0)   # read noise floor
+        sd_lin = np.sqrt(a * lin + b)
+        noisy_lin = lin + rng.normal(0, 1, lin.shape).astype(np.float32) * sd_lin
+        noisy = linear_to_srgb(np.clip(noisy_lin, 0, 1))
+        # the deviation in sRGB values: the curve's slope at the clean value times the linear deviation
+        eps = 1e-3
+        slope = (linear_to_srgb(np.clip(lin + eps, 0, 1)) - linear_to_srgb(np.clip(lin - eps, 0, 1))) / (2 * eps)
+        sigma = np.clip((slope * sd_lin).mean(axis=2), 0, 0.5).astype(np.float32)
+        return noisy.astype(np.float32), sigma
+
+    def batch(self, size: int):
+        p = self.patch
+        xs = np.empty((size, 4, p, p), np.float32)
+        ys = np.empty((size, 3, p, p), np.float32)
+        for i, j in enumerate(self.rng.choice(len(self.images), size=size, p=self.prob)):
+            im = self.images[j]
+            y = int(self.rng.integers(0, im.shape[0] - p + 1))
+            x = int(self.rng.integers(0, im.shape[1] - p + 1))
+            crop = im[y:y + p, x:x + p]
+            t = int(self.rng.integers(0, 8))
+            if t & 4:
+                crop = crop[:, ::-1]
+            crop = np.ascontiguousarray(np.rot90(crop, t & 3))
+            noisy, sigma = self.noisy(crop, self.rng)
+            xs[i, :3] = noisy.transpose(2, 0, 1)
+            xs[i, 3] = sigma * NOISE_MAP_SCALE
+            ys[i] = crop.transpose(2, 0, 1)
+        return xs, ys
+
+
+def load_srgb(paths) -> list[np.ndarray]:
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(np.asarray(im.convert("RGB"), np.float32) / 255.0)
+    return out
+
+
+def validate(model, images, sigma: float = 25.0) -> float:
+    model.eval()
+    rng = np.random.default_rng(7)
+    scores = []
+    with torch.no_grad():
+        for im in images:
+            h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
+            clean = im[:h, :w]
+            noisy = clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
+            x = np.concatenate([noisy, np.full((h, w, 1), sigma / 255 * NOISE_MAP_SCALE, np.float32)], axis=2)
+            out = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+            mse = float(np.mean((np.clip(out, 0, 1) - clean) ** 2))
+            scores.append(10 * math.log10(1 / max(mse, 1e-12)))
+    model.train()
+    return float(np.mean(scores))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True)
+    p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
+    p.add_argument("--val-count", type=int, default=8)
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--iters", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=96, help="full-resolution patch side (even)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--sigma-max", type=float, default=55.0)
+    p.add_argument("--signal-share", type=float, default=0.2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    run = args.runs / args.name
+    run.mkdir(parents=True, exist_ok=True)
+    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
+    config["data"] = [str(d) for d in args.data]
+    files = list_images(args.data)
+    if len(files) <= args.val_count:
+        sys.exit(f"train_denoise: only {len(files)} images under {args.data}; need more than --val-count")
+    images, val_images = load_srgb(files[:-args.val_count]), load_srgb(files[-args.val_count:])
+    sampler = NoiseSampler(images, args.patch, args.seed, args.sigma_max, args.signal_share)
+    arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
+    model = archs.build("denoise_rlfn", **arch_kwargs)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    start, best = 0, -math.inf
+    last = run / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location="cpu")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, best = state["iter"], state["best"]
+        sampler.rng = np.random.default_rng(args.seed + start)
+        print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
+    print(f"{len(images)} training images, {len(val_images)} held out; denoise_rlfn {arch_kwargs}: "
+          f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    log = open(run / "log.tsv", "a")
+    t0, running = time.time(), 0.0
+    for it in range(start, args.iters):
+        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * it / args.iters))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = sampler.batch(args.batch)
+        loss = torch.nn.functional.l1_loss(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += loss.item()
+        done = it + 1
+        if done % args.ckpt_every == 0 or done == args.iters:
+            val = validate(model, val_images)
+            rate = args.ckpt_every / (time.time() - t0)
+            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} val sigma25 {val:.3f} dB "
+                  f"({rate:.2f} it/s)", flush=True)
+            log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{val:.4f}\n")
+            log.flush()
+            state = {"model": model.state_dict(), "arch": "denoise_rlfn", "arch_kwargs": arch_kwargs,
+                     "config": config, "iter": done, "val_psnr_sigma25": val}
+            if val > best:
+                best = val
+                torch.save(state, run / "best.pt")
+            state.update(opt=opt.state_dict(), best=best)
+            torch.save(state, run / "tmp.pt")
+            (run / "tmp.pt").replace(last)
+            running, t0 = 0.0, time.time()
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"done: best val {best:.3f} dB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
