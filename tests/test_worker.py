@@ -191,3 +191,23 @@ def test_a_stop_while_the_only_job_is_decoding_lets_it_finish(tmp_path, queue):
     assert wait_until(lambda: (c := w.current()) is not None and c.phase == "decoding", step=0.002)
     assert w.stop(grace=60)
     assert queue.get(job.id).state == "done" and (src / "big-truepix.tif").exists()
+
+
+def test_the_daemon_develops_raws_to_linear_dng_and_notes_fallbacks(tmp_path, queue):
+    from test_raw import cfa_file, smooth_scene
+
+    src = tmp_path / "in"
+    src.mkdir()
+    bayer = cfa_file(src / "bayer.dng", smooth_scene(), "RGGB", iso=1600, noise=0.003)
+    jpeg = _jpeg(src / "photo.jpg")
+    ids = [queue.submit(p, BUILTIN["develop"]).id for p in (bayer, jpeg)]
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert wait_until(lambda: _final(queue, ids))
+    finally:
+        w.stop(5)
+    done, refused = (queue.get(i) for i in ids)
+    assert done.state == "done" and done.outputs == [str(src / "bayer-truepix.dng")]
+    assert "raw noise" in (done.note or "")
+    assert refused.state == "failed" and "photo.jpg" in refused.error and "RAW" in refused.error
