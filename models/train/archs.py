@@ -147,21 +147,22 @@ class BayerRLFN(nn.Module):
         return self.shuffle(self.tail(f) + nn.functional.conv2d(x[:, :4], self.anchor))
 
 
-class DenoiseRLFN(nn.Module):
-    """Non-blind RGB denoiser in the manner of FFDNet (Zhang, Zuo & Zhang, TIP 2018): the image is
-    folded into four half-resolution sub-images (PixelUnshuffle), a noise-level map joins them, RLFN
-    blocks work at half resolution, and the unfolded result is added to the input (the network
-    predicts minus the noise).
+class FoldedRLFN(nn.Module):
+    """Same-size image restoration at half resolution, in the manner of FFDNet (Zhang, Zuo & Zhang,
+    TIP 2018): the image is folded into four half-resolution sub-images (PixelUnshuffle), ``extra``
+    condition planes join them (averaged over each 2x2 cell), RLFN blocks work at half resolution,
+    and the unfolded result is added to the input (the network predicts the correction only).
 
-    Input (N, colors + 1, H, W), H and W even: the noisy image, then the noise standard deviation
-    map (times the model's ``noise_map_scale``).  Output (N, colors, H, W).
+    The RGB denoiser (``denoise_rlfn``) has one extra plane, the noise standard deviation map (times
+    the model's ``noise_map_scale``).  Input (N, colors + extra, H, W), H and W even; output
+    (N, colors, H, W).
     """
 
-    def __init__(self, channels: int = 64, blocks: int = 4, colors: int = 3):
+    def __init__(self, channels: int = 64, blocks: int = 4, colors: int = 3, extra: int = 1):
         super().__init__()
         self.colors = colors
         self.unshuffle = nn.PixelUnshuffle(2)
-        self.head = nn.Conv2d(4 * colors + 1, channels, 3, padding=1)
+        self.head = nn.Conv2d(4 * colors + extra, channels, 3, padding=1)
         self.blocks = nn.Sequential(*[RLFB(channels) for _ in range(blocks)])
         self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
         self.tail = nn.Conv2d(channels, 4 * colors, 3, padding=1)
@@ -176,7 +177,7 @@ class DenoiseRLFN(nn.Module):
         return img + self.shuffle(self.tail(f))
 
 
-ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN, "denoise_rlfn": DenoiseRLFN}
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN, "denoise_rlfn": FoldedRLFN}
 
 
 def build(name: str, **kwargs) -> nn.Module:
