@@ -196,7 +196,7 @@ def test_bayer_training_export_and_demosaic_eval(tmp_path):
 
 def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):
     data = _images(tmp_path / "data", 5, 96, 112)
-    train = [sys.executable, "-m", "models.train.train_denoise", "--name", "smoke", "--iters", "10", "--batch", "4",
+    train = [sys.executable, "-m", "models.train.train_restore", "--name", "smoke", "--iters", "10", "--batch", "4",
              "--patch", "32", "--ckpt-every", "5", "--val-count", "2", "--channels", "8", "--blocks", "1",
              "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
@@ -228,3 +228,17 @@ def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):
     for bad in ({"noise": -1}, {"noise": "high"}, {"strength": 1.5}):
         with pytest.raises(RecipeError):
             run_model(info, img, EngineOptions(), params=bad)
+
+
+def test_lens_training_runs_and_resumes(tmp_path):
+    data = _images(tmp_path / "data", 4, 96, 112)
+    train = [sys.executable, "-m", "models.train.train_restore", "--task", "lens", "--name", "lens", "--iters", "6",
+             "--batch", "2", "--patch", "32", "--ckpt-every", "3", "--val-count", "1", "--channels", "8",
+             "--blocks", "1", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "iter 6" in proc.stdout and "val lens" in proc.stdout
+    import torch
+
+    state = torch.load(tmp_path / "runs" / "lens" / "last.pt", map_location="cpu")
+    assert state["arch"] == "lens_rlfn" and state["arch_kwargs"]["extra"] == 2 and state["iter"] == 6

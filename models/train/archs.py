@@ -154,7 +154,8 @@ class FoldedRLFN(nn.Module):
     and the unfolded result is added to the input (the network predicts the correction only).
 
     The RGB denoiser (``denoise_rlfn``) has one extra plane, the noise standard deviation map (times
-    the model's ``noise_map_scale``).  Input (N, colors + extra, H, W), H and W even; output
+    the model's ``noise_map_scale``); the lens optimizer (``lens_rlfn``) two, the pixel's x and y
+    from the optical centre in half-diagonals.  Input (N, colors + extra, H, W), H and W even; output
     (N, colors, H, W).
     """
 
@@ -177,7 +178,8 @@ class FoldedRLFN(nn.Module):
         return img + self.shuffle(self.tail(f))
 
 
-ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN, "denoise_rlfn": FoldedRLFN}
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN, "denoise_rlfn": FoldedRLFN,
+         "lens_rlfn": FoldedRLFN}
 
 
 def build(name: str, **kwargs) -> nn.Module:

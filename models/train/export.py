@@ -239,8 +239,8 @@ def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
 
 
 def _export_denoise(args, state, model, onnx_path, sha, diff) -> int:
-    """The manifest row of the RGB denoiser (models.train.train_denoise)."""
-    from models.train.train_denoise import NOISE_MAP_SCALE
+    """The manifest row of the RGB denoiser (models.train.train_restore)."""
+    from models.train.train_restore import NOISE_MAP_SCALE
 
     cfg = state["config"]
     row = {
@@ -251,7 +251,7 @@ def _export_denoise(args, state, model, onnx_path, sha, diff) -> int:
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
         "training": {
-            "command": args.training_command or f"python -m models.train.train_denoise --name {cfg['name']} ...",
+            "command": args.training_command or f"python -m models.train.train_restore --name {cfg['name']} ...",
             "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
             "degradation": (f"{1 - cfg['signal_share']:.0%} additive white Gaussian noise on sRGB values, sigma "
                             f"U(0, {cfg['sigma_max']:g}) of 255; {cfg['signal_share']:.0%} signal-dependent noise "

@@ -1,7 +1,17 @@
-"""Train the RGB denoiser (``denoise_rlfn``) on CPU: resumable, checkpointed, cosine-decayed Adam.
+"""Train the same-size restorers on CPU: the RGB denoiser (``--task denoise``) and the lens
+optimizer (``--task lens``).  Resumable, checkpointed, cosine-decayed Adam.
 
-    python -m models.train.train_denoise --name denoise --iters 20000 \
+    python -m models.train.train_restore --task denoise --name denoise --iters 20000 \
         --data ../shared/data/train/T91 ../shared/data/train/BSD200 --threads 2
+    python -m models.train.train_restore --task lens --name lens --iters 20000 \
+        --data ../shared/data/train/T91 ../shared/data/train/BSD200 --threads 2
+
+Both are ``FoldedRLFN`` networks (half-resolution body, residual); the lens optimizer's two condition
+planes are the pixel's place in the frame, its batches come from ``models.train.lens`` (see there),
+its loss is L1 on the sRGB encoding of its linear output, and it is validated on the held-out images
+blurred by fixed lens settings at the centre and a corner of the frame.
+
+The denoiser:
 
 Batches (``NoiseSampler``): clean 8-bit sRGB patches with random flips/rotations, and noise added
 to their sRGB values the way the evaluation and the photographs have it:
@@ -109,8 +119,38 @@ def validate(model, images, sigma: float = 25.0) -> float:
     return float(np.mean(scores))
 
 
+def validate_lens(model, scenes) -> float:
+    """Mean sRGB PSNR on the held-out scenes, each blurred at f/8 with mid aberrations, at the frame's
+    centre and at a corner."""
+    from models.train.lens import FRAME, degrade, field_planes
+
+    model.eval()
+    rng = np.random.default_rng(11)
+    params = {"f_number": 8.0, "pitch_um": 4.5, "sigma_centre_px": 0.45, "sigma_extra_corner_px": 0.6,
+              "defocus_px": 0.0, "ca_red": 1.0003, "ca_blue": 0.9997, "noise_sd": 0.003}
+    scores = []
+    with torch.no_grad():
+        for scene in scenes:
+            m = 16
+            h, w = (scene.shape[0] - 2 * m) // 2 * 2, (scene.shape[1] - 2 * m) // 2 * 2
+            crop = scene[:h + 2 * m, :w + 2 * m]
+            for top, left in ((FRAME[0] / 2 - h / 2, FRAME[1] / 2 - w / 2), (0.0, 0.0)):
+                student, teacher = degrade(crop, top, left, params, rng, m)
+                x = np.concatenate([student, field_planes(h, w, top, left)], axis=2)
+                out = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+                a, b = linear_to_srgb(np.clip(out, 0, 1)), linear_to_srgb(np.clip(teacher, 0, 1))
+                scores.append(10 * math.log10(1 / max(float(np.mean((a - b) ** 2)), 1e-12)))
+    model.train()
+    return float(np.mean(scores))
+
+
+def srgb_encode(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=["denoise", "lens"], default="denoise")
     p.add_argument("--name", required=True)
     p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
     p.add_argument("--val-count", type=int, default=8)
@@ -118,7 +158,7 @@ def parse_args(argv=None):
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--iters", type=int, default=20000)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--patch", type=int, default=96, help="full-resolution patch side (even)")
+    p.add_argument("--patch", type=int, default=96, help="patch side in pixels (even)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
     p.add_argument("--sigma-max", type=float, default=55.0)
@@ -140,11 +180,31 @@ def main(argv=None) -> int:
     config["data"] = [str(d) for d in args.data]
     files = list_images(args.data)
     if len(files) <= args.val_count:
-        sys.exit(f"train_denoise: only {len(files)} images under {args.data}; need more than --val-count")
-    images, val_images = load_srgb(files[:-args.val_count]), load_srgb(files[-args.val_count:])
-    sampler = NoiseSampler(images, args.patch, args.seed, args.sigma_max, args.signal_share)
-    arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
-    model = archs.build("denoise_rlfn", **arch_kwargs)
+        sys.exit(f"train_restore: only {len(files)} images under {args.data}; need more than --val-count")
+    if args.task == "lens":
+        from models.train.bayer import load_linear
+        from models.train.lens import LensSampler
+
+        images, val_images = load_linear(files[:-args.val_count]), load_linear(files[-args.val_count:])
+        sampler = LensSampler(images, args.patch, args.seed)
+        arch, arch_kwargs = "lens_rlfn", {"channels": args.channels, "blocks": args.blocks, "extra": 2}
+        val_name = "val_psnr_lens"
+
+        def loss_fn(out, target):
+            return torch.nn.functional.l1_loss(srgb_encode(out), srgb_encode(target))
+
+        def val_fn(m):
+            return validate_lens(m, val_images)
+    else:
+        images, val_images = load_srgb(files[:-args.val_count]), load_srgb(files[-args.val_count:])
+        sampler = NoiseSampler(images, args.patch, args.seed, args.sigma_max, args.signal_share)
+        arch, arch_kwargs = "denoise_rlfn", {"channels": args.channels, "blocks": args.blocks}
+        val_name = "val_psnr_sigma25"
+        loss_fn = torch.nn.functional.l1_loss
+
+        def val_fn(m):
+            return validate(m, val_images)
+    model = archs.build(arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, best = 0, -math.inf
     last = run / "last.pt"
@@ -155,7 +215,7 @@ def main(argv=None) -> int:
         start, best = state["iter"], state["best"]
         sampler.rng = np.random.default_rng(args.seed + start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
-    print(f"{len(images)} training images, {len(val_images)} held out; denoise_rlfn {arch_kwargs}: "
+    print(f"{len(images)} training images, {len(val_images)} held out; {arch} {arch_kwargs}: "
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
     log = open(run / "log.tsv", "a")
     t0, running = time.time(), 0.0
@@ -164,21 +224,22 @@ def main(argv=None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = sampler.batch(args.batch)
-        loss = torch.nn.functional.l1_loss(model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         running += loss.item()
         done = it + 1
         if done % args.ckpt_every == 0 or done == args.iters:
-            val = validate(model, val_images)
+            val = val_fn(model)
             rate = args.ckpt_every / (time.time() - t0)
-            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} val sigma25 {val:.3f} dB "
+            what = "lens" if args.task == "lens" else "sigma25"
+            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} val {what} {val:.3f} dB "
                   f"({rate:.2f} it/s)", flush=True)
             log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{val:.4f}\n")
             log.flush()
-            state = {"model": model.state_dict(), "arch": "denoise_rlfn", "arch_kwargs": arch_kwargs,
-                     "config": config, "iter": done, "val_psnr_sigma25": val}
+            state = {"model": model.state_dict(), "arch": arch, "arch_kwargs": arch_kwargs,
+                     "config": config, "iter": done, val_name: val}
             if val > best:
                 best = val
                 torch.save(state, run / "best.pt")
