@@ -242,3 +242,19 @@ def test_lens_training_runs_and_resumes(tmp_path):
 
     state = torch.load(tmp_path / "runs" / "lens" / "last.pt", map_location="cpu")
     assert state["arch"] == "lens_rlfn" and state["arch_kwargs"]["extra"] == 2 and state["iter"] == 6
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    one = tmp_path / "one"
+    one.mkdir()
+    (data / "0.png").rename(one / "0.png")
+    export = [sys.executable, "-m", "models.train.export", "--name", "lens-smoke",
+              "--checkpoint", str(tmp_path / "runs" / "lens" / "last.pt"), "--models-dir", str(models_dir),
+              "--eval", str(one)]
+    proc = subprocess.run(export, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]
+    assert row["task"] == "lens" and row["input"] == "rgb+field" and row["transfer"] == "linear"
+    m = row["metrics"]["one"]
+    # six iterations from a near-identity start: close to the identity still
+    assert 0.5 < m["noise_gain"] < 3 and 0 <= m["halo"] < 40
+    assert m["wiener_psnr"] > 0 and m["richardson_lucy_psnr"] > 0

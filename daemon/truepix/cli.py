@@ -157,10 +157,14 @@ def cmd_eval(args) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    if args.task != "upscale":
-        print(f"truepix: eval --task {args.task} is not available yet (upscale, demosaic and denoise are)",
-              file=sys.stderr)
-        return 2
+    if args.task == "lens":
+        from truepix.evaluate import lens
+
+        result = lens.evaluate_lens(args.data, models=args.model, options=_engine_options(args), limit=args.limit)
+        print(lens.format_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
                               options=_engine_options(args), limit=args.limit, degradation=args.degradation,
                               unsharp_from=args.unsharp_from)

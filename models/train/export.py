@@ -116,9 +116,9 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"])
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
-    channels = {"bayer_rlfn": 8, "denoise_rlfn": 4}.get(state["arch"], 3)
+    channels = {"bayer_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5}.get(state["arch"], 3)
     export_onnx(model, onnx_path, channels=channels)
-    diff = check_against_torch(model, onnx_path, channels=channels, even=state["arch"] == "denoise_rlfn")
+    diff = check_against_torch(model, onnx_path, channels=channels, even=state["arch"] in ("denoise_rlfn", "lens_rlfn"))
     if diff > 1e-4:
         sys.exit(f"export: ONNX Runtime differs from PyTorch by {diff:.2e}")
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -126,6 +126,8 @@ def main(argv=None) -> int:
         return _export_bayer(args, state, model, onnx_path, sha, diff)
     if state["arch"] == "denoise_rlfn":
         return _export_denoise(args, state, model, onnx_path, sha, diff)
+    if state["arch"] == "lens_rlfn":
+        return _export_lens(args, state, model, onnx_path, sha, diff)
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]
     protocol = cfg.get("degradation", "bicubic")
@@ -278,6 +280,52 @@ def _export_denoise(args, state, model, onnx_path, sha, diff) -> int:
             metrics[data.name].update({f"psnr_sigma{s:g}_blind": rb[f"sigma {s:g}"] for s in (15, 25, 50)})
             print(f"{data.name}: {r}")
         row["metrics"] = {"command": f"truepix eval --task denoise --data DIR --model {args.name}", **metrics}
+        write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
+    print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
+    return 0
+
+
+def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
+    """The manifest row of the lens optimizer (models.train.train_restore --task lens)."""
+    from models.train.lens import PSF_RANGES
+
+    cfg = state["config"]
+    row = {
+        "name": args.name, "version": args.version, "task": "lens", "scale": 1,
+        "file": onnx_path.name, "sha256": sha, "input": "rgb+field", "transfer": "linear",
+        "receptive_radius": 2 * receptive_radius(model), "opset": 17,
+        "anchor": "linear", "anchor_block": 16, "anchor_tolerance": 0.02,
+        "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
+        "exported": datetime.date.today().isoformat(),
+        "training": {
+            "command": args.training_command
+            or f"python -m models.train.train_restore --task lens --name {cfg['name']} ...",
+            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+            "degradation": "models/train/lens.py: " + ", ".join(f"{k} {v}" for k, v in PSF_RANGES.items()),
+            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
+            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
+            "batch": cfg["batch"], "patch": cfg["patch"], "loss": "L1 on the sRGB encoding of linear output",
+            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
+            "held_out_val_psnr": round(state["val_psnr_lens"], 3),
+            "arch_kwargs": dict(state["arch_kwargs"]),
+        },
+    }
+    manifest = args.models_dir / "manifest.toml"
+    write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
+    if args.eval:
+        from truepix.evaluate.lens import evaluate_lens
+
+        os.environ["TRUEPIX_MODELS"] = str(args.models_dir)
+        metrics = {}
+        for data in args.eval:
+            res = evaluate_lens(data, models=[args.name])
+            r = res["results"][f"{args.name} (blind)"]
+            metrics[data.name] = {"psnr": r["psnr"], "noise_gain": r["noise_gain"], "halo": r["halo"]}
+            for k, v in res["results"].items():
+                if k.startswith(("Wiener", "Richardson")):
+                    metrics[data.name][k.split(" ")[0].lower().replace("-", "_") + "_psnr"] = v["psnr"]
+            print(f"{data.name}: {r}")
+        row["metrics"] = {"command": f"truepix eval --task lens --data DIR --model {args.name}", **metrics}
         write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
     print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {sha[:12]}..., max |torch-ort| {diff:.1e})")
     return 0

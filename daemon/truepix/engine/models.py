@@ -9,7 +9,8 @@
     scale = 2                # output size / input size
     file = "upscale-x2.onnx" # relative to the manifest
     sha256 = "..."           # checked before a session is created
-    input = "rgb"            # rgb | rgb+noise (an RGB denoiser's noise-level plane) | bayer (packed mosaic + noise)
+    input = "rgb"            # rgb | rgb+noise (a denoiser's noise plane) | rgb+field (a lens model's x, y planes)
+                             # | bayer (packed mosaic + noise planes)
     transfer = "srgb"        # values the network sees: "srgb" (gamma-encoded) or "linear"
     receptive_radius = 8     # input pixels of context each output pixel depends on
     ...                      # training recipe, metrics and the commands that measured them

@@ -41,6 +41,20 @@ class Enhanced:
     seconds: float = 0.0
 
 
+def field_planes(h: int, w: int, frame: tuple[float, float, int, int] | None = None) -> np.ndarray:
+    """(h, w, 2) float32: each pixel's x and y from the optical centre, in half-diagonals of the
+    frame, as a lens model (``input = "rgb+field"``) is told where blur grows.  The frame is the
+    image itself (its centre the optical centre) unless ``frame`` = (top, left, frame height, frame
+    width) places the image inside a larger one."""
+    top, left, fh, fw = frame if frame is not None else (0.0, 0.0, h, w)
+    cy, cx = (fh - 1) / 2, (fw - 1) / 2
+    r = np.float32(np.hypot(cy, cx) or 1.0)
+    out = np.empty((h, w, 2), np.float32)
+    out[:, :, 0] = (np.float32(left) + np.arange(w, dtype=np.float32) - np.float32(cx)) / r
+    out[:, :, 1] = ((np.float32(top) + np.arange(h, dtype=np.float32) - np.float32(cy)) / r)[:, None]
+    return out
+
+
 def noise_level(model: models.ModelInfo, pixels: np.ndarray, params: dict) -> float:
     """The noise deviation (0..1 scale, in the model's transfer space) a noise-map model is given:
     the step's ``noise`` (0..255 code values, as photographers and the AWGN literature state it),
@@ -74,10 +88,11 @@ def run_model(
     ``pixels`` must already be in the model's ``transfer`` space (sRGB-encoded
     or linear); the result is in the same space, unclipped.  A noise-map model
     (``input = "rgb+noise"``) also gets a plane of the noise level (``noise_level``)
-    and its result is blended toward the input by the step's ``strength``.
+    and its result is blended toward the input by the step's ``strength``; a lens
+    model (``"rgb+field"``) gets the pixels' place in the frame (``field_planes``).
     """
     params = params or {}
-    if model.input not in ("rgb", "rgb+noise"):
+    if model.input not in ("rgb", "rgb+noise", "rgb+field"):
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
                           "(it must be the first step of a recipe for RAW files)")
     sess = models.session(model, options.provider, options.threads)
@@ -90,10 +105,15 @@ def run_model(
         feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
         feed[:, :, :-1] = pixels
         feed[:, :, -1] = sigma
+    elif model.input == "rgb+field":
+        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 2,), np.float32)
+        feed[:, :, :-2] = pixels
+        feed[:, :, -2:] = field_planes(*pixels.shape[:2], params.get("frame"))
+    folded = model.input in ("rgb+noise", "rgb+field")
 
     def net(patch: np.ndarray) -> np.ndarray:
         h, w = patch.shape[2:]
-        if model.input == "rgb+noise" and (h % 2 or w % 2):  # the network folds 2x2 pixels: even sides
+        if folded and (h % 2 or w % 2):  # the network folds 2x2 pixels: even sides
             patch = np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)), mode="reflect")
             return sess.run(None, {name: patch})[0][:, :, :h, :w]
         return sess.run(None, {name: patch})[0]
