@@ -89,17 +89,27 @@ def network_input(planes: np.ndarray, wb: np.ndarray, noise: tuple[float, float]
     return out
 
 
+def _recentre(plane: np.ndarray, towards: int) -> np.ndarray:
+    """A half-resolution plane whose sites sit half a pixel off their 2x2 tile's centre, moved onto
+    it: 3/4 of each site plus 1/4 of its neighbour on the ``towards`` side (+1 or -1), per axis."""
+    p = np.pad(plane, 1, mode="edge")
+    h, w = plane.shape
+    rows = np.float32(0.75) * p[1:h + 1] + np.float32(0.25) * p[1 + towards:h + 1 + towards]
+    return np.float32(0.75) * rows[:, 1:w + 1] + np.float32(0.25) * rows[:, 1 + towards:w + 1 + towards]
+
+
 def site_means(planes: np.ndarray, wb: np.ndarray) -> np.ndarray:
-    """(h, w, 3) white-balanced colour of each RGGB tile: R, the mean of G1 and G2, B.
+    """(h, w, 3) white-balanced colour at the centre of each RGGB tile, from its own sites: red and
+    blue recentred from their corners of the tile (``_recentre``), green the mean of G1 and G2.
 
     The guard's reference: its 8x8-tile block means are the mosaic's own (unbiased, if noisy)
     means of light per channel over the 16x16-pixel block the output's means are compared with.
     """
     out = np.empty(planes.shape[:2] + (3,), np.float32)
-    out[:, :, 0] = planes[:, :, 0] * np.float32(wb[0])
+    out[:, :, 0] = _recentre(planes[:, :, 0], +1) * np.float32(wb[0])
     np.add(planes[:, :, 1], planes[:, :, 2], out=out[:, :, 1])
     out[:, :, 1] *= np.float32(wb[1] / 2)
-    out[:, :, 2] = planes[:, :, 3] * np.float32(wb[2])
+    out[:, :, 2] = _recentre(planes[:, :, 3], -1) * np.float32(wb[2])
     return out
 
 
