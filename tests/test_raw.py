@@ -249,3 +249,27 @@ def test_the_white_noise_estimate_reads_the_added_level():
     for sigma in (5, 15, 25, 50):
         noisy = clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
         assert abs(estimate_sigma(noisy) * 255 - sigma) < 0.12 * sigma + 1.0, sigma
+
+
+def test_an_xtrans_sensor_is_said_and_developed_by_libraw_instead(tmp_path):
+    import tifffile as tf
+
+    from truepix.io.dng import _rationals
+
+    xtrans = np.array([[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1],
+                       [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2], [0, 2, 1, 2, 0, 1]])
+    mosaic_dn = (np.random.default_rng(0).uniform(0.1, 0.5, (96, 120)) * 16383).astype(np.uint16)
+    tags = [(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "X-Trans test body", True),
+            (33421, 3, 2, (6, 6), True), (33422, 1, 36, tuple(int(v) for v in xtrans.ravel()), True),
+            (50710, 1, 3, (0, 1, 2), True), (50711, 3, 1, 1, True), (50714, 4, 1, 0, True),
+            (50717, 4, 1, 16383, True), (50721, 10, 9, _rationals(np.eye(3), True), True),
+            (50778, 3, 1, 21, True), (50728, 5, 3, _rationals((0.5, 1, 0.6), False), True)]
+    src = tmp_path / "DSCF0001.dng"
+    with tf.TiffWriter(src) as tw:
+        tw.write(mosaic_dn, photometric=32803, extratags=tags, metadata=None)
+    with pytest.raises(raw.NotBayer) as e:
+        raw.read_mosaic(src)
+    assert e.value.kind == "xtrans"
+    res = process_file(src, BUILTIN["develop-tiff"])
+    assert res.status == "done", res.error
+    assert "X-Trans" in res.notes[0] and "LibRaw" in res.notes[0] and (res.width, res.height) == (120, 96)

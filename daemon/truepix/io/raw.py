@@ -327,18 +327,31 @@ def develop_libraw(path, check_size=lambda w, h: None, algorithm: str = "AHD") -
 
     path = pathlib.Path(path)
     tags = _dng_tags(path)
-    with _open(path) as raw:
-        sizes = raw.sizes
-        check_size(sizes.width, sizes.height)
-        info = _describe(raw, path, tags)
-        try:
+
+    def run(alg: str):
+        with _open(path) as raw:
+            sizes = raw.sizes
+            check_size(sizes.width, sizes.height)
+            info = _describe(raw, path, tags)
             rgb = raw.postprocess(
-                demosaic_algorithm=rawpy.DemosaicAlgorithm[algorithm], gamma=(1, 1), no_auto_bright=True,
+                demosaic_algorithm=rawpy.DemosaicAlgorithm[alg], gamma=(1, 1), no_auto_bright=True,
                 output_bps=16, output_color=rawpy.ColorSpace.raw, use_camera_wb=True, user_flip=0,
             )
-        except rawpy.LibRawError as err:
-            raise ReadFailure(f"damaged or truncated RAW data ({type(err).__name__}: {err})") from err
+        return rgb, info
+
+    notes = []
+    try:
+        try:
+            rgb, info = run(algorithm)
+        except rawpy.LibRawError:
+            if algorithm == "LINEAR":
+                raise
+            rgb, info = run("LINEAR")  # LibRaw's X-Trans passes refuse very small frames, for one
+            notes.append(f"LibRaw's {algorithm} failed on this file; its LINEAR demosaic was used")
+    except rawpy.LibRawError as err:
+        raise ReadFailure(f"damaged or truncated RAW data ({type(err).__name__}: {err})") from err
     out = np.asarray(rgb, np.float32)
     out /= np.float32(65535)
     mos = RawMosaic(mosaic=None, pattern="", rgb=out, **info)
+    mos.notes += notes
     return mos
