@@ -273,3 +273,17 @@ def test_an_xtrans_sensor_is_said_and_developed_by_libraw_instead(tmp_path):
     res = process_file(src, BUILTIN["develop-tiff"])
     assert res.status == "done", res.error
     assert "X-Trans" in res.notes[0] and "LibRaw" in res.notes[0] and (res.width, res.height) == (120, 96)
+
+
+def test_demosaic_strength_keeps_more_of_the_grain():
+    from truepix.engine.develop import demosaic
+
+    scene = smooth_scene(128, 160)
+    rng = np.random.default_rng(5)
+    m = mosaic(np.clip(scene / np.float32([2, 1, 1.5]), 0, 1), "RGGB") + rng.normal(0, 0.02, (128, 160))
+    mos = raw.RawMosaic(path=None, mosaic=m.astype(np.float32), pattern="RGGB", wb=np.array([2.0, 1.0, 1.5]),
+                        cam_xyz=None, noise_profile=(0.0, 0.02 ** 2))
+    info = models.get_model("demosaic")
+    flat = (slice(8, 40), slice(8, 36))  # a smooth corner of the scene
+    sd = {s: float((demosaic(mos, info, strength=s)[0] - scene)[flat].std()) for s in (0.0, 0.5, 1.0)}
+    assert sd[1.0] < sd[0.5] < sd[0.0], sd

@@ -114,16 +114,20 @@ def site_means(planes: np.ndarray, wb: np.ndarray) -> np.ndarray:
 
 
 def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = EngineOptions(),
-             progress: Callable[[int, int], None] | None = None, guard: bool = True):
+             progress: Callable[[int, int], None] | None = None, guard: bool = True, strength: float = 1.0):
     """White-balanced linear camera RGB (H, W, 3) from ``mos.mosaic`` through ``model``.
 
+    strength: how much of the noise the network is told about (its noise planes are scaled by it):
+    1 removes the noise the file has, lower values keep more grain (and more of the finest detail
+    the network would otherwise take for noise), 0 demosaics only.
     Returns (rgb, noise, noise_source, max_correction).
     """
     padded, top, left = to_rggb(mos.mosaic, mos.pattern)
     planes = pack_rggb(padded)
     del padded
     noise, source = noise_of(mos, planes)
-    inp = network_input(planes, mos.wb, noise)
+    told = (noise[0] * strength ** 2, noise[1] * strength ** 2)  # deviations scale by strength
+    inp = network_input(planes, mos.wb, told)
     ref = site_means(planes, mos.wb) if guard else None
     del planes
     sess = models.session(model, options.provider, options.threads)
@@ -176,7 +180,10 @@ def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptio
             if progress:
                 progress(share * done / total)
 
-        rgb, noise, source, corr = demosaic(mos, infos[0], options, tick, guard=recipe.guard)
+        from truepix.engine.pipeline import strength_of
+
+        strength = strength_of(infos[0], recipe.steps[0].params)
+        rgb, noise, source, corr = demosaic(mos, infos[0], options, tick, guard=recipe.guard, strength=strength)
         labels.append(infos[0].label)
         if recipe.guard:
             report["demosaic_anchor_max_correction"] = round(corr, 5)
