@@ -25,15 +25,23 @@ from daemon_proc import DaemonProc
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DRIVER = pathlib.Path(__file__).resolve().parent / "darktable_real" / "drive.lua"
 
-def run_darktable(root: pathlib.Path, bpp: int = 16, timeout: float = 60) -> tuple[dict, pathlib.Path, str]:
+def run_darktable(root: pathlib.Path, bpp: int = 16, timeout: float = 60,
+                  raw: bool = False) -> tuple[dict, pathlib.Path, str]:
     """Start a daemon, export one photo from darktable through the truepix storage; returns the driver's
-    report (key -> value), the photo's folder and darktable's output."""
+    report (key -> value), the photo's folder and darktable's output.  ``raw``: the photo is a Bayer DNG
+    and the recipe ``develop`` (the script sends the RAW itself; a linear DNG comes back)."""
     daemon = DaemonProc(root / "daemon", config="folders = []\n[engine]\ntile = 256\n").start()
     try:
         photos = root / "Pictures" / "2024 shoot"  # a space on the way, as in real life
         photos.mkdir(parents=True)
-        photo = photos / "DSC_0815.tif"
-        tifffile.imwrite(photo, np.round(photo_like(48, 64, seed=5) * 65535).astype(np.uint16), photometric="rgb")
+        if raw:
+            from test_raw import cfa_file, smooth_scene
+
+            photo = cfa_file(photos / "DSC_0815.dng", smooth_scene(96, 128), "RGGB", iso=800)
+        else:
+            photo = photos / "DSC_0815.tif"
+            tifffile.imwrite(photo, np.round(photo_like(48, 64, seed=5) * 65535).astype(np.uint16),
+                             photometric="rgb")
 
         config = root / "darktable"
         subprocess.run([sys.executable, str(REPO / "packaging" / "plugins.py"), "darktable", "--config-dir",
@@ -43,12 +51,12 @@ def run_darktable(root: pathlib.Path, bpp: int = 16, timeout: float = 60) -> tup
         (config / "darktablerc").write_text(
             f"lua/truepix/port={daemon.port}\nlua/truepix/token_file={token_file}\n"
             "plugins/lighttable/export/storage_name=truepix\nplugins/lighttable/export/format_name=tiff\n"
-            f"plugins/imageio/format/tiff/bpp={bpp}\n")
+            f"plugins/imageio/format/tiff/bpp={bpp}\n" + ("lua/truepix/recipe=develop\n" if raw else ""))
         tmp = root / "dt-tmp"
         tmp.mkdir()
         report = root / "report.txt"
         env = {**os.environ, "TRUEPIX_DT_IMAGE": str(photo), "TRUEPIX_DT_RESULT": str(report),
-               "TRUEPIX_DT_WAIT": str(int(timeout * 2 / 3))}
+               "TRUEPIX_DT_WAIT": str(int(timeout * 2 / 3)), "TRUEPIX_DT_EXT": ".dng" if raw else ".tif"}
         cmd = ["xvfb-run", "-a", "darktable", "--configdir", str(config), "--library", ":memory:",
                "--cachedir", str(root / "dt-cache"), "--tmpdir", str(tmp), "-d", "lua",
                "--luacmd", f"dofile({str(DRIVER)!r})"]
@@ -102,6 +110,19 @@ def test_export_through_the_truepix_storage_in_real_darktable(tmp_path, bpp):
     # darktable keeps the 8 bits chosen in its export module (the storage cannot change them): the
     # summary says so
     assert ("8 bit" in found["printed"]) == (bpp == 8), found
+
+
+def test_a_raw_recipe_sends_the_raw_and_imports_the_linear_dng_in_real_darktable(tmp_path):
+    need_tools("darktable", "xvfb-run", "curl")
+    found, photos, output = run_darktable(tmp_path, raw=True)
+    assert found["result_found"] == "true", f"no developed photo was imported: {found}\n{output[-4000:]}"
+    developed = photos / "DSC_0815-truepix.dng"
+    assert found["result_path"] == str(developed)
+    with tifffile.TiffFile(developed) as tif:
+        assert tif.pages.first.tags[262].value == 34892  # LinearRaw: darktable imported it as a raw
+        assert tif.pages.first.shape == (96, 128, 3)
+    assert found["result_group_leader"] == found["source_id"]
+    assert found["printed"].startswith("truepix: 1 of 1 photos enhanced with develop"), found
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 	module's button with dt.gui.action, wait for the enhanced photo to be imported, and write what it
 	found to $TRUEPIX_DT_RESULT as key=value lines, then quit darktable.
 
-	Environment: TRUEPIX_DT_IMAGE (the photo), TRUEPIX_DT_RESULT (the report), TRUEPIX_DT_WAIT (seconds).
+	Environment: TRUEPIX_DT_IMAGE (the photo), TRUEPIX_DT_RESULT (the report), TRUEPIX_DT_WAIT (seconds),
+	TRUEPIX_DT_EXT (the result's extension, default .tif).
 ]]
 
 local dt = require "darktable"
@@ -72,7 +73,7 @@ local function drive()
 	put("action", dt.gui.action("lib/export/export", 0, "", "", 1.0))
 
 	local stem = source.filename:match("^(.*)%.[^.]*$") or source.filename
-	local name = stem .. "-truepix.tif"
+	local name = stem .. "-truepix" .. (os.getenv("TRUEPIX_DT_EXT") or ".tif")
 	local result
 	local deadline = os.time() + wait
 	repeat
