@@ -131,7 +131,8 @@ def cmd_models(args) -> int:
             state = "ok"
         except TruepixError as e:
             state = f"BROKEN: {e}"
-        print(f"  {m.name:<22} v{m.version}  {m.task:<9} x{m.scale}  {m.path.name}  sha256 {state}")
+        size = "Bayer mosaic -> RGB" if m.input == "bayer" else f"x{m.scale}"
+        print(f"  {m.name:<22} v{m.version}  {m.task:<9} {size}  {m.path.name}  sha256 {state}")
     return 0
 
 
