@@ -158,6 +158,34 @@ def test_init_takes_every_matching_tensor_of_an_x2_model_for_x4(tmp_path):
         assert torch.equal(ours[k], theirs[k]) == (k in same)
 
 
+def test_the_gamma_demosaic_net_starts_as_malvar_and_its_gamma_curve_inverts(monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(REPO))
+    from models.train import archs
+    from truepix.simulate.cfa import mosaic, pack
+
+    cd = pytest.importorskip("colour_demosaicing")
+    rng = np.random.default_rng(3)
+    img = rng.random((32, 40, 3)).astype(np.float32)
+    m = mosaic(img, "RGGB")
+    planes = torch.from_numpy(pack(m, "RGGB").transpose(2, 0, 1)[None].copy())
+    ours = torch.nn.functional.pixel_shuffle(
+        torch.nn.functional.conv2d(planes, archs.malvar_packed_weights(), padding=1), 2)[0].numpy().transpose(1, 2, 0)
+    theirs = cd.demosaicing_CFA_Bayer_Malvar2004(m, "RGGB")
+    assert np.abs(ours - theirs)[4:-4, 4:-4].max() < 1e-5  # away from the edges, where padding differs
+    x = torch.linspace(-0.5, 3.0, 2001)
+    assert torch.allclose(archs.decode_gamma(archs.encode_gamma(x)), x, atol=1e-5)
+    # untrained (tail at ~0), the network is Malvar in the gamma domain: a smooth scene comes back
+    net = archs.build("bayer_gamma_rlfn", channels=8, blocks=1).eval()
+    yy, xx = np.mgrid[0:32, 0:40] / 40.0
+    scene = np.stack([0.2 + 0.5 * xx, 0.3 + 0.2 * yy, 0.1 + 0.3 * xx * yy], axis=-1).astype(np.float32)
+    inp = np.concatenate([pack(mosaic(scene, "RGGB"), "RGGB"), np.zeros((16, 20, 4), np.float32)], axis=-1)
+    with torch.no_grad():
+        out = net(torch.from_numpy(inp.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+    assert np.abs(out - scene)[4:-4, 4:-4].max() < 0.02
+
+
 def test_bayer_training_export_and_demosaic_eval(tmp_path):
     pytest.importorskip("colour_demosaicing")
     data = _images(tmp_path / "data", 5, 96, 112)

@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--name", required=True)
     p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
     p.add_argument("--val-count", type=int, default=8)
+    p.add_argument("--arch", default="bayer_gamma_rlfn", choices=["bayer_gamma_rlfn", "bayer_rlfn"],
+                   help="bayer_gamma_rlfn: gamma domain, Malvar start (archs.BayerGammaRLFN); bayer_rlfn: linear")
     p.add_argument("--channels", type=int, default=48)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--iters", type=int, default=20000)
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     print(f"{len(scenes)} training scenes, {len(val_scenes)} held out; loaded in {time.time() - t0:.0f}s", flush=True)
 
     arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
-    model = archs.build("bayer_rlfn", **arch_kwargs)
+    model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, best = 0, -math.inf
     last = run / "last.pt"
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
     elif args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
         print(f"initialised from {args.init}", flush=True)
-    print(f"bayer_rlfn {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    print(f"{args.arch} {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
     log = open(run / "log.tsv", "a")
     t0, running = time.time(), 0.0
     for it in range(start, args.iters):
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
                   f"ISO3200 {noisy:.3f} dB ({rate:.2f} it/s)", flush=True)
             log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{clean:.4f}\t{noisy:.4f}\n")
             log.flush()
-            state = {"model": model.state_dict(), "arch": "bayer_rlfn", "arch_kwargs": arch_kwargs,
+            state = {"model": model.state_dict(), "arch": args.arch, "arch_kwargs": arch_kwargs,
                      "config": config, "iter": done, "val_psnr": clean, "val_psnr_iso3200": noisy}
             if clean > best:
                 best = clean
