@@ -286,3 +286,21 @@ def test_lens_training_runs_and_resumes(tmp_path):
     # six iterations from a near-identity start: close to the identity still
     assert 0.5 < m["noise_gain"] < 3 and 0 <= m["halo"] < 40
     assert m["wiener_psnr"] > 0 and m["richardson_lucy_psnr"] > 0
+
+
+def test_colour_variation_keeps_greys_grey_and_moves_colours_apart(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from models.train.bayer import vary_colour
+
+    rng = np.random.default_rng(5)
+    scene = np.zeros((8, 8, 3), np.float32)
+    scene[:4] = 0.3                      # grey: stays as it is under any permutation and saturation
+    scene[4:] = (0.5, 0.3, 0.1)          # a warm colour
+    spreads = []
+    for _ in range(20):
+        out = vary_colour(scene, rng)
+        assert out.dtype == np.float32 and out.min() >= 0
+        np.testing.assert_allclose(out[:4], 0.3, atol=1e-6)
+        assert abs(out[4:].mean() - scene[4:].mean()) < 0.11   # clipping at 0 may lift the mean a little
+        spreads.append(float(out[4, 0].max() - out[4, 0].min()))
+    assert min(spreads) < 0.4 * 0.9 < 0.4 * 1.1 < max(spreads)  # saturation both lowered and raised

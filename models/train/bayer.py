@@ -13,6 +13,11 @@ what a Bayer camera records of it, as ``truepix.io.raw`` hands it over:
   resolution planes R, G1, G2, B, with four more planes giving each site's noise standard deviation
   from the camera noise model (``noise_sigma``), in the same white-balanced units.
 
+With ``colour_share`` > 0 some scenes first get their colours changed (``vary_colour``): channels
+permuted and saturation scaled in linear light.  Photographs of T91/BSD200 keep their channels
+strongly correlated; a demosaic that learns that as a rule fails on saturated subjects (flowers,
+neon, McMaster's close-ups), where red, green and blue move apart.
+
 The target is the clipped, white-balanced scene at full resolution: what a perfect demosaic and
 denoise of this raw gives.  ``k`` comes with each sample so the loss can judge the result as the
 developed photo shows it (divided by ``k``).
@@ -61,6 +66,15 @@ def load_linear(paths: list[pathlib.Path]) -> list[np.ndarray]:
     return out
 
 
+def vary_colour(scene: np.ndarray, rng: np.random.Generator, saturation=(0.6, 2.5)) -> np.ndarray:
+    """A linear RGB scene with its channels in a random order and its saturation scaled by a
+    log-uniform factor around each pixel's grey (mean of R, G, B), negatives clipped to 0."""
+    out = scene[:, :, rng.permutation(3)]
+    s = np.float32(_log_uniform(rng, *saturation))
+    grey = out.mean(axis=2, keepdims=True)
+    return np.maximum(grey + s * (out - grey), 0.0).astype(np.float32)
+
+
 def _log_uniform(rng, lo, hi):
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
@@ -75,15 +89,18 @@ class BayerSampler:
         iso_range: ISO drawn log-uniformly in this range (raised to the profile's base ISO).
         exposure_ev: (lo, hi) of the exposure factor k = 2**U(lo, hi).
         exclude: built-in camera profiles never sampled (held out for evaluation).
+        colour_share: share of patches whose colours ``vary_colour`` changes.
     """
 
     def __init__(self, scenes: list[np.ndarray], patch: int, seed: int = 0, noise_free_share: float = 0.25,
-                 iso_range=(100.0, 12800.0), exposure_ev=(-3.0, 0.5), exclude: tuple[str, ...] = ("apsc24",)):
+                 iso_range=(100.0, 12800.0), exposure_ev=(-3.0, 0.5), exclude: tuple[str, ...] = ("apsc24",),
+                 colour_share: float = 0.0):
         self.scenes = [s for s in scenes if min(s.shape[:2]) >= 2 * patch]
         self.patch = patch
         self.rng = np.random.default_rng(seed)
         self.noise_free_share, self.iso_range, self.exposure_ev = noise_free_share, iso_range, exposure_ev
         self.exclude = exclude
+        self.colour_share = colour_share
         areas = np.array([s.shape[0] * s.shape[1] for s in self.scenes], np.float64)
         self.prob = areas / areas.sum()
 
@@ -124,6 +141,8 @@ class BayerSampler:
             if t & 4:
                 crop = crop[:, ::-1]
             crop = np.ascontiguousarray(np.rot90(crop, t & 3))
+            if self.colour_share and self.rng.random() < self.colour_share:
+                crop = vary_colour(crop, self.rng)
             inp, target, k = self.sample(crop, self.rng)
             xs[i], ys[i], ks[i] = inp.transpose(2, 0, 1), target.transpose(2, 0, 1), k
         return xs, ys, ks

@@ -203,7 +203,9 @@ def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
             "degradation": ("simulated raws (models/train/bayer.py): exposure 2^U(-3, 0.5), white balance "
                             "R x U(1.4, 2.6), B x U(1.2, 2.6), RGGB mosaic, shot + read noise of random camera "
                             f"profiles (held out: {', '.join(cfg['exclude_profile'])}) at ISO log-uniform "
-                            f"base..{cfg['iso_max']:g}, {cfg['noise_free_share']:.0%} noise-free, raw quantisation"),
+                            f"base..{cfg['iso_max']:g}, {cfg['noise_free_share']:.0%} noise-free, raw quantisation"
+                            + (f"; {cfg['colour_share']:.0%} of the scenes with permuted channels and saturation "
+                               "x 0.6..2.5 (bayer.vary_colour)" if cfg.get("colour_share") else "")),
             "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
             "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
             "batch": cfg["batch"], "half_resolution_patch": cfg["patch"],

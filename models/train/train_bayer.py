@@ -56,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--lr-min", type=float, default=1e-5)
     p.add_argument("--noise-free-share", type=float, default=0.25)
     p.add_argument("--iso-max", type=float, default=12800.0)
+    p.add_argument("--colour-share", type=float, default=0.0,
+                   help="share of patches with permuted channels and scaled saturation (bayer.vary_colour)")
     p.add_argument("--exclude-profile", nargs="*", default=["apsc24"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ckpt-every", type=int, default=500)
@@ -102,7 +104,8 @@ def main(argv=None) -> int:
     scenes = load_linear(files[:-args.val_count])
     val_scenes = load_linear(files[-args.val_count:])
     sampler = BayerSampler(scenes, args.patch, seed=args.seed, noise_free_share=args.noise_free_share,
-                           iso_range=(100.0, args.iso_max), exclude=tuple(args.exclude_profile))
+                           iso_range=(100.0, args.iso_max), exclude=tuple(args.exclude_profile),
+                           colour_share=args.colour_share)
     print(f"{len(scenes)} training scenes, {len(val_scenes)} held out; loaded in {time.time() - t0:.0f}s", flush=True)
 
     arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
