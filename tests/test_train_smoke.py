@@ -285,7 +285,7 @@ def test_lens_training_runs_and_resumes(tmp_path):
     m = row["metrics"]["one"]
     # six iterations from a near-identity start: close to the identity still
     assert 0.5 < m["noise_gain"] < 3 and 0 <= m["halo"] < 40
-    assert m["wiener_psnr"] > 0 and m["richardson_lucy_psnr"] > 0
+    assert m["wiener_best_psnr"] > 0 and m["richardson_lucy_best_psnr"] > 0
 
 
 def test_colour_variation_keeps_greys_grey_and_moves_colours_apart(monkeypatch):
