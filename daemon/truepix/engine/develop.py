@@ -7,9 +7,9 @@ The demosaic network reads the mosaic as four half-resolution planes in RGGB ord
 of per-site noise deviation (``models.train.bayer``'s layout): other Bayer phases are turned into
 RGGB by mirroring one row and/or column at the top/left edge, which is undone on the result.  The
 noise comes from ``rawnoise`` (the DNG's NoiseProfile, else an estimate from the mosaic, else the
-ISO).  The fidelity guard anchors the result's 16x16 block means of light to those of
-the mosaic itself (each channel's own sites; unbiased, if noisy): the network may remove noise and
-aliasing, not move colour or brightness.
+ISO).  The fidelity guard anchors the result's block means of light (blocks of the manifest's
+``anchor_block`` pixels) to those of the mosaic itself (each channel's own sites; unbiased, if
+noisy): the network may remove noise and aliasing, not move colour or brightness.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def site_means(planes: np.ndarray, wb: np.ndarray) -> np.ndarray:
     """(h, w, 3) white-balanced colour at the centre of each RGGB tile, from its own sites: red and
     blue recentred from their corners of the tile (``_recentre``), green the mean of G1 and G2.
 
-    The guard's reference: its 8x8-tile block means are the mosaic's own (unbiased, if noisy)
-    means of light per channel over the 16x16-pixel block the output's means are compared with.
+    The guard's reference: its block means (``anchor_block / 2`` tiles a side) are the mosaic's own
+    (unbiased, if noisy) means of light per channel over the block the output's means are compared with.
     """
     out = np.empty(planes.shape[:2] + (3,), np.float32)
     out[:, :, 0] = _recentre(planes[:, :, 0], +1) * np.float32(wb[0])
@@ -144,7 +144,8 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     correction = 0.0
     if guard:  # on the padded result, whose RGGB tiles are those of ``ref``
         tolerance = float(model.extra.get("anchor_tolerance", 0.02))
-        correction = fidelity.reanchor(rgb, ref, 2, block=8, tolerance=tolerance)
+        block = max(int(model.extra.get("anchor_block", 16)) // 2, 1)  # in RGGB tiles
+        correction = fidelity.reanchor(rgb, ref, 2, block=block, tolerance=tolerance)
     h, w = mos.mosaic.shape
     if top or left or rgb.shape[:2] != (h, w):
         rgb = rgb[top:top + h, left:left + w]  # a view: no second full-size copy
