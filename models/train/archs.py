@@ -277,8 +277,26 @@ class FoldedRLFN(nn.Module):
         return img + self.shuffle(self.tail(f))
 
 
+class GammaFoldedRLFN(FoldedRLFN):
+    """``FoldedRLFN`` working on the sRGB-curve encoding of a linear image (``encode_gamma``): the
+    correction is predicted and added there, and the sum decoded back to light.
+
+    The lens optimizer's loss is taken on sRGB values, where a shadow's error counts as much as a
+    highlight's; in linear light the same correction spans three orders of magnitude, which the
+    plain network learned poorly (held-out validation flat at 29.9 dB from 1,750 iterations on).
+    Input and output as ``FoldedRLFN``: linear RGB + ``extra`` condition planes -> linear RGB.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img, cond = encode_gamma(x[:, :self.colors]), x[:, self.colors:]
+        f = self.head(torch.cat([self.unshuffle(img), nn.functional.avg_pool2d(cond, 2)], dim=1))
+        f = self.body_tail(self.blocks(f)) + f
+        return decode_gamma(img + self.shuffle(self.tail(f)))
+
+
 ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN,
-         "bayer_gamma_rlfn": BayerGammaRLFN, "denoise_rlfn": FoldedRLFN, "lens_rlfn": FoldedRLFN}
+         "bayer_gamma_rlfn": BayerGammaRLFN, "denoise_rlfn": FoldedRLFN, "lens_rlfn": FoldedRLFN,
+         "lens_gamma_rlfn": GammaFoldedRLFN}
 
 
 def build(name: str, **kwargs) -> nn.Module:

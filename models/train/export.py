@@ -116,9 +116,11 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"])
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
-    channels = {"bayer_rlfn": 8, "bayer_gamma_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5}.get(state["arch"], 3)
+    channels = {"bayer_rlfn": 8, "bayer_gamma_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5,
+                "lens_gamma_rlfn": 5}.get(state["arch"], 3)
     export_onnx(model, onnx_path, channels=channels)
-    diff = check_against_torch(model, onnx_path, channels=channels, even=state["arch"] in ("denoise_rlfn", "lens_rlfn"))
+    folded = state["arch"] in ("denoise_rlfn", "lens_rlfn", "lens_gamma_rlfn")
+    diff = check_against_torch(model, onnx_path, channels=channels, even=folded)
     if diff > 1e-4:
         sys.exit(f"export: ONNX Runtime differs from PyTorch by {diff:.2e}")
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
         return _export_bayer(args, state, model, onnx_path, sha, diff)
     if state["arch"] == "denoise_rlfn":
         return _export_denoise(args, state, model, onnx_path, sha, diff)
-    if state["arch"] == "lens_rlfn":
+    if state["arch"] in ("lens_rlfn", "lens_gamma_rlfn"):
         return _export_lens(args, state, model, onnx_path, sha, diff)
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]

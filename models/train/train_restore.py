@@ -163,6 +163,8 @@ def parse_args(argv=None):
     p.add_argument("--lr-min", type=float, default=1e-5)
     p.add_argument("--sigma-max", type=float, default=55.0)
     p.add_argument("--signal-share", type=float, default=0.2)
+    p.add_argument("--gamma", action="store_true",
+                   help="(lens) correct in the sRGB-curve domain (archs.GammaFoldedRLFN)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -187,7 +189,8 @@ def main(argv=None) -> int:
 
         images, val_images = load_linear(files[:-args.val_count]), load_linear(files[-args.val_count:])
         sampler = LensSampler(images, args.patch, args.seed)
-        arch, arch_kwargs = "lens_rlfn", {"channels": args.channels, "blocks": args.blocks, "extra": 2}
+        arch = "lens_gamma_rlfn" if args.gamma else "lens_rlfn"
+        arch_kwargs = {"channels": args.channels, "blocks": args.blocks, "extra": 2}
         val_name = "val_psnr_lens"
 
         def loss_fn(out, target):
