@@ -260,7 +260,8 @@ def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):
 
 def test_lens_training_runs_and_resumes(tmp_path):
     data = _images(tmp_path / "data", 4, 96, 112)
-    train = [sys.executable, "-m", "models.train.train_restore", "--task", "lens", "--name", "lens", "--iters", "6",
+    train = [sys.executable, "-m", "models.train.train_restore", "--task", "lens", "--gamma", "--name", "lens",
+             "--iters", "6",
              "--batch", "2", "--patch", "32", "--ckpt-every", "3", "--val-count", "1", "--channels", "8",
              "--blocks", "1", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
@@ -269,7 +270,7 @@ def test_lens_training_runs_and_resumes(tmp_path):
     import torch
 
     state = torch.load(tmp_path / "runs" / "lens" / "last.pt", map_location="cpu")
-    assert state["arch"] == "lens_rlfn" and state["arch_kwargs"]["extra"] == 2 and state["iter"] == 6
+    assert state["arch"] == "lens_gamma_rlfn" and state["arch_kwargs"]["extra"] == 2 and state["iter"] == 6
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     one = tmp_path / "one"
