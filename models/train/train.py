@@ -14,8 +14,6 @@ with the best validation PSNR-Y.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import pathlib
 import sys
 import time
@@ -23,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from models.train import archs, losses
+from models.train import archs, loop, losses
 from models.train.data import PatchSampler, list_images, make_camera_pairs, make_pairs
 from truepix.evaluate.metrics import sr_scores
 
@@ -96,8 +94,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     run = args.runs / args.name
     run.mkdir(parents=True, exist_ok=True)
-    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
-    config["data"] = [str(d) for d in args.data]
+    config = loop.run_config(args)
 
     files = list_images(args.data)
     if len(files) <= args.val_count:
@@ -122,51 +119,23 @@ def main(argv=None) -> int:
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = losses.build(args.loss, args.scale)
-    start, best = 0, -math.inf
-    last = run / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location="cpu")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, best = state["iter"], state["best"]
-        sampler.rng = np.random.default_rng(args.seed + start)
+    start, best = loop.resume(run, model, opt)
+    if start:
+        loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val PSNR-Y {best:.3f} dB)", flush=True)
     elif args.init is not None:
         print(f"initialised {init_from(model, args.init)} from {args.init}", flush=True)
 
     nparams = sum(p.numel() for p in model.parameters())
     print(f"{args.arch} {arch_kwargs}: {nparams} parameters", flush=True)
-    log = open(run / "log.tsv", "a")
-    t0, running = time.time(), 0.0
-    for it in range(start, args.iters):
-        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * it / args.iters))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step():
         lr_np, hr_np = sampler.batch(args.batch)
-        out = model(torch.from_numpy(lr_np))
-        loss = loss_fn(out, torch.from_numpy(hr_np))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running += loss.item()
-        done = it + 1
-        if done % args.ckpt_every == 0 or done == args.iters:
-            val = validate(model, val_pairs, args.scale)
-            rate = args.ckpt_every / (time.time() - t0)
-            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} "
-                  f"val PSNR-Y {val:.3f} dB ({rate:.2f} it/s)", flush=True)
-            log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{val:.4f}\n")
-            log.flush()
-            state = {"model": model.state_dict(), "arch": args.arch, "arch_kwargs": arch_kwargs,
-                     "config": config, "iter": done, "val_psnr_y": val}
-            if val > best:
-                best = val
-                torch.save(state, run / "best.pt")
-            state.update(opt=opt.state_dict(), best=best)
-            torch.save(state, run / "tmp.pt")
-            (run / "tmp.pt").replace(last)
-            running, t0 = 0.0, time.time()
-    (run / "config.json").write_text(json.dumps(config, indent=2))
+        return loss_fn(model(torch.from_numpy(lr_np)), torch.from_numpy(hr_np))
+
+    best = loop.fit(model, opt, step, lambda: [("val_psnr_y", "val PSNR-Y", validate(model, val_pairs, args.scale))],
+                    run, loop.Schedule(args.iters, args.lr, args.lr_min, args.ckpt_every),
+                    {"arch": args.arch, "arch_kwargs": arch_kwargs, "config": config}, start, best)
     print(f"done: best val PSNR-Y {best:.3f} dB", flush=True)
     return 0
 

@@ -14,7 +14,6 @@ in sort order), whole, noise-free and at ISO 3200 on the held-out camera profile
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import pathlib
 import sys
@@ -23,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from models.train import archs
+from models.train import archs, loop
 from models.train.bayer import BayerSampler, load_linear
 from models.train.data import list_images
 from truepix.colorimetry import linear_to_srgb
@@ -95,8 +94,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     run = args.runs / args.name
     run.mkdir(parents=True, exist_ok=True)
-    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
-    config["data"] = [str(d) for d in args.data]
+    config = loop.run_config(args)
     files = list_images(args.data)
     if len(files) <= args.val_count:
         sys.exit(f"train_bayer: only {len(files)} images under {args.data}; need more than --val-count")
@@ -111,50 +109,25 @@ def main(argv=None) -> int:
     arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start, best = 0, -math.inf
-    last = run / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location="cpu")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, best = state["iter"], state["best"]
-        sampler.rng = np.random.default_rng(args.seed + start)
+    start, best = loop.resume(run, model, opt)
+    if start:
+        loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
     elif args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
         print(f"initialised from {args.init}", flush=True)
     print(f"{args.arch} {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
-    log = open(run / "log.tsv", "a")
-    t0, running = time.time(), 0.0
-    for it in range(start, args.iters):
-        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * it / args.iters))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step():
         x, y, k = sampler.batch(args.batch)
-        loss = tone_l1(model(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(k))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running += loss.item()
-        done = it + 1
-        if done % args.ckpt_every == 0 or done == args.iters:
-            clean = validate(model, val_scenes, sampler, None)
-            noisy = validate(model, val_scenes, sampler, 3200.0)
-            rate = args.ckpt_every / (time.time() - t0)
-            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} val clean {clean:.3f} dB "
-                  f"ISO3200 {noisy:.3f} dB ({rate:.2f} it/s)", flush=True)
-            log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{clean:.4f}\t{noisy:.4f}\n")
-            log.flush()
-            state = {"model": model.state_dict(), "arch": args.arch, "arch_kwargs": arch_kwargs,
-                     "config": config, "iter": done, "val_psnr": clean, "val_psnr_iso3200": noisy}
-            if clean > best:
-                best = clean
-                torch.save(state, run / "best.pt")
-            state.update(opt=opt.state_dict(), best=best)
-            torch.save(state, run / "tmp.pt")
-            (run / "tmp.pt").replace(last)
-            running, t0 = 0.0, time.time()
-    (run / "config.json").write_text(json.dumps(config, indent=2))
+        return tone_l1(model(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(k))
+
+    def scores():
+        return [("val_psnr", "val clean", validate(model, val_scenes, sampler, None)),
+                ("val_psnr_iso3200", "ISO3200", validate(model, val_scenes, sampler, 3200.0))]
+
+    best = loop.fit(model, opt, step, scores, run, loop.Schedule(args.iters, args.lr, args.lr_min, args.ckpt_every),
+                    {"arch": args.arch, "arch_kwargs": arch_kwargs, "config": config}, start, best)
     print(f"done: best val {best:.3f} dB", flush=True)
     return 0
 

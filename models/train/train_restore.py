@@ -30,17 +30,15 @@ held-out images at sigma 25 (fixed noise).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import pathlib
 import sys
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
-from models.train import archs
+from models.train import archs, loop
 from models.train.data import list_images
 from truepix.colorimetry import linear_to_srgb, srgb_to_linear
 
@@ -178,8 +176,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     run = args.runs / args.name
     run.mkdir(parents=True, exist_ok=True)
-    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
-    config["data"] = [str(d) for d in args.data]
+    config = loop.run_config(args)
     files = list_images(args.data)
     if len(files) <= args.val_count:
         sys.exit(f"train_restore: only {len(files)} images under {args.data}; need more than --val-count")
@@ -209,48 +206,21 @@ def main(argv=None) -> int:
             return validate(m, val_images)
     model = archs.build(arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start, best = 0, -math.inf
-    last = run / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location="cpu")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, best = state["iter"], state["best"]
-        sampler.rng = np.random.default_rng(args.seed + start)
+    start, best = loop.resume(run, model, opt)
+    if start:
+        loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
     print(f"{len(images)} training images, {len(val_images)} held out; {arch} {arch_kwargs}: "
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
-    log = open(run / "log.tsv", "a")
-    t0, running = time.time(), 0.0
-    for it in range(start, args.iters):
-        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * it / args.iters))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step():
         x, y = sampler.batch(args.batch)
-        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running += loss.item()
-        done = it + 1
-        if done % args.ckpt_every == 0 or done == args.iters:
-            val = val_fn(model)
-            rate = args.ckpt_every / (time.time() - t0)
-            what = "lens" if args.task == "lens" else "sigma25"
-            print(f"iter {done} loss {running / args.ckpt_every:.5f} lr {lr:.2e} val {what} {val:.3f} dB "
-                  f"({rate:.2f} it/s)", flush=True)
-            log.write(f"{done}\t{running / args.ckpt_every:.6f}\t{lr:.3e}\t{val:.4f}\n")
-            log.flush()
-            state = {"model": model.state_dict(), "arch": arch, "arch_kwargs": arch_kwargs,
-                     "config": config, "iter": done, val_name: val}
-            if val > best:
-                best = val
-                torch.save(state, run / "best.pt")
-            state.update(opt=opt.state_dict(), best=best)
-            torch.save(state, run / "tmp.pt")
-            (run / "tmp.pt").replace(last)
-            running, t0 = 0.0, time.time()
-    (run / "config.json").write_text(json.dumps(config, indent=2))
+        return loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
+
+    label = "val lens" if args.task == "lens" else "val sigma25"
+    best = loop.fit(model, opt, step, lambda: [(val_name, label, val_fn(model))], run,
+                    loop.Schedule(args.iters, args.lr, args.lr_min, args.ckpt_every),
+                    {"arch": arch, "arch_kwargs": arch_kwargs, "config": config}, start, best)
     print(f"done: best val {best:.3f} dB", flush=True)
     return 0
 
