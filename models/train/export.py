@@ -331,6 +331,9 @@ def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
                 if k.startswith(("Wiener", "Richardson")):
                     key = k.split(" ")[0].lower().replace("-", "_") + "_best_psnr"
                     metrics[data.name][key] = max(metrics[data.name].get(key, -1.0), v["psnr"])
+            kept = res["best_classical_noise_kept"]
+            if kept:
+                metrics[data.name]["best_classical_noise_kept"] = f"{kept}: {res['results'][kept]['psnr']:.3f}"
             print(f"{data.name}: {r}")
         row["metrics"] = {"command": f"truepix eval --task lens --data DIR --model {args.name}", **metrics}
         write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
