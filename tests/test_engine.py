@@ -7,7 +7,7 @@ import pytest
 
 from conftest import photo_like
 from truepix.engine import models
-from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.engine.pipeline import EngineOptions, enhance, run_model
 from truepix.engine.tiling import run_tiled, tile_starts
 from truepix.errors import ModelError
 from truepix.recipes import Recipe, Step
@@ -130,7 +130,7 @@ def test_every_built_in_recipe_runs_on_shipped_models():
         for step in recipe.steps:
             models.verify(shipped[step.model])  # present, and its sha256 matches the manifest
     scales = {name: np.prod([shipped[s.model].scale for s in r.steps]) for name, r in BUILTIN.items()}
-    assert scales == {"upscale": 2, "upscale-x4": 4, "upscale-camera": 2, "upscale-x4-camera": 4,
+    assert scales == {"upscale": 2, "upscale-x4": 4, "upscale-camera": 2, "upscale-x4-camera": 4, "denoise": 1,
                       "develop": 2, "develop-tiff": 2}  # a demosaic's scale counts from the packed planes
 
 
@@ -155,6 +155,28 @@ def test_the_camera_trained_model_beats_bicubic_on_what_a_camera_records():
     ours = psnr(y(res.pixels), y(truth), peak=255.0)
     bicubic = psnr(y(imresize(lr, 2.0).clip(0, 1)), y(truth), peak=255.0)
     assert ours > bicubic + 1.5  # measured: 37.2 against 33.3 dB (v1: 37.0)
+
+
+def test_the_shipped_denoiser_removes_the_noise_it_is_told_of_or_estimates():
+    from PIL import Image
+
+    from conftest import REPO
+    from truepix.evaluate.metrics import psnr
+
+    photo = np.asarray(Image.open(REPO / "samples" / "colorchart.jpg").convert("RGB"), np.float32) / 255
+    truth = photo[200:328, 300:428]
+    noisy = (truth + np.random.default_rng(0).normal(0, 25 / 255, truth.shape)).astype(np.float32)
+    info = models.get_model("denoise")
+
+    def score(params):
+        out = run_model(info, noisy, EngineOptions(tile=64), params=params)
+        return psnr(np.clip(out, 0, 1) * 255, truth * 255, peak=255.0)
+
+    told, blind = score({"noise": 25}), score({})
+    before = psnr(np.clip(noisy, 0, 1) * 255, truth * 255, peak=255.0)
+    assert told > before + 12 and abs(blind - told) < 0.5  # measured: 21.5 -> 36.6 dB, blind the same
+    assert before < score({"noise": 25, "strength": 0.5}) < told - 5  # half strength keeps half the noise
+    assert score({"noise": 5}) < told - 5  # told of less noise, it removes less
 
 
 def test_unknown_model_in_recipe_is_a_clear_error():

@@ -87,6 +87,8 @@ BUILTIN: dict[str, Recipe] = {
     # files; they also remove fine texture from clean ones (models/README.md).
     "upscale-camera": Recipe("upscale-camera", (Step("upscale-x2-camera"),)),
     "upscale-x4-camera": Recipe("upscale-x4-camera", (Step("upscale-x4-camera"),)),
+    # Noisy developed files (a high-ISO JPEG or TIFF): the noise level is estimated from the image.
+    "denoise": Recipe("denoise", (Step("denoise"),)),
     # Camera RAW files: the demosaic + denoise network on the Bayer mosaic.
     "develop": Recipe("develop", (Step("demosaic"),), format="dng"),
     "develop-tiff": Recipe("develop-tiff", (Step("demosaic"),)),
