@@ -283,6 +283,7 @@ def test_lens_training_runs_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     row = tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]
     assert row["task"] == "lens" and row["input"] == "rgb+field" and row["transfer"] == "linear"
+    assert row["clamp_radius"] == 3 and row["noise_gate"] == 2.0  # the engine restrains its result
     m = row["metrics"]["one"]
     # six iterations from a near-identity start: close to the identity still
     assert 0.5 < m["noise_gain"] < 3 and 0 <= m["halo"] < 40

@@ -301,6 +301,9 @@ def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
         "file": onnx_path.name, "sha256": sha, "input": "rgb+field", "transfer": "linear",
         "receptive_radius": 2 * receptive_radius(model), "opset": 17,
         "anchor": "linear", "anchor_block": 16, "anchor_tolerance": 0.02,
+        # engine/restrain.py after the network: no overshoot past the input's range over 7x7 pixels
+        # (halos), no correction where the input varies less than twice its noise variance (grain)
+        "clamp_radius": 3, "noise_gate": 2.0,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
         "training": {

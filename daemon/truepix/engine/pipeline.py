@@ -17,6 +17,7 @@ import numpy as np
 
 from truepix.colorimetry import linear_to_srgb, srgb_to_linear
 from truepix.engine import fidelity, models
+from truepix.engine.restrain import restrain
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
 from truepix.recipes import Recipe
@@ -76,6 +77,18 @@ def strength_of(model: models.ModelInfo, params: dict) -> float:
     return float(value)
 
 
+def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, float, float] | None:
+    """(clamp radius, noise gate, noise deviation) for ``restrain.restrain`` after a lens model
+    whose manifest row asks for it (``clamp_radius``, ``noise_gate``), else None.  The noise
+    deviation is estimated once, on the whole input (``noiselevel``)."""
+    radius, gate = int(model.extra.get("clamp_radius", 0)), float(model.extra.get("noise_gate", 0.0))
+    if model.input != "rgb+field" or not (radius or gate):
+        return None
+    from truepix.engine.noiselevel import estimate_sigma
+
+    return radius, gate, estimate_sigma(pixels) if gate else 0.0
+
+
 def run_model(
     model: models.ModelInfo,
     pixels: np.ndarray,
@@ -89,7 +102,9 @@ def run_model(
     or linear); the result is in the same space, unclipped.  A noise-map model
     (``input = "rgb+noise"``) also gets a plane of the noise level (``noise_level``)
     and its result is blended toward the input by the step's ``strength``; a lens
-    model (``"rgb+field"``) gets the pixels' place in the frame (``field_planes``).
+    model (``"rgb+field"``) gets the pixels' place in the frame (``field_planes``), and its result
+    is restrained (``restraint_of``: no overshoot past the input's local range, no correction
+    where the input is flat and noisy).
     """
     params = params or {}
     if model.input not in ("rgb", "rgb+noise", "rgb+field"):
@@ -110,13 +125,20 @@ def run_model(
         feed[:, :, :-2] = pixels
         feed[:, :, -2:] = field_planes(*pixels.shape[:2], params.get("frame"))
     folded = model.input in ("rgb+noise", "rgb+field")
+    restraint = restraint_of(model, pixels)
 
     def net(patch: np.ndarray) -> np.ndarray:
         h, w = patch.shape[2:]
         if folded and (h % 2 or w % 2):  # the network folds 2x2 pixels: even sides
-            patch = np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)), mode="reflect")
-            return sess.run(None, {name: patch})[0][:, :, :h, :w]
-        return sess.run(None, {name: patch})[0]
+            out = sess.run(None, {name: np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)),
+                                               mode="reflect")})[0][:, :, :h, :w]
+        else:
+            out = sess.run(None, {name: patch})[0]
+        if restraint is not None:  # per tile: the tile's padding covers the filters' windows
+            c = out.shape[1]
+            for i in range(out.shape[0]):
+                restrain(out[i].transpose(1, 2, 0), patch[i, :c].transpose(1, 2, 0), *restraint)
+        return out
 
     pad = max(model.receptive_radius, options.overlap)
     out = run_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
