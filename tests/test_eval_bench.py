@@ -29,6 +29,11 @@ def test_eval_upscale_json(tmp_path, capsys):
         assert set(r) == {"psnr", "ssim", "seconds"} and 0 < r["ssim"] <= 1
     assert methods["upscale-x2"]["psnr"] > methods["bicubic"]["psnr"]
     assert "| upscale-x2 |" in capsys.readouterr().out
+    # traceable: the command that measured it and the exact model file
+    assert result["command"] == f"truepix eval --task upscale --scale 2 --data {data} --json {out}"
+    from truepix.engine import models
+    shipped = models.get_model("upscale-x2")
+    assert result["model_files"]["upscale-x2"] == {"version": shipped.version, "sha256": shipped.sha256}
 
 
 def test_bench_json(tmp_path, capsys):

@@ -220,6 +220,22 @@ def test_bayer_training_export_and_demosaic_eval(tmp_path):
     res = json.loads(out.read_text())
     assert res["conditions"] == ["clean", "ISO 3200"] and "Menon 2007" in res["results"]
     assert set(res["results"]["demosaic-smoke"]) >= {"clean", "ISO 3200"}
+    assert res["command"].startswith("truepix eval --task demosaic") and "--iso 3200" in res["command"]
+    # That measurement becomes the row's metrics, with its command, only if it measured this very file.
+    attach = [sys.executable, "-m", "models.train.metrics", "--name", "demosaic-smoke", "--models-dir",
+              str(models_dir), str(out)]
+    proc = subprocess.run(attach, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    row = tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]
+    got = row["metrics"]["data"]
+    assert got["command"] == res["command"] and got["clean"] == res["results"]["demosaic-smoke"]["clean"]
+    assert got["iso_3200"] == res["results"]["demosaic-smoke"]["ISO 3200"]
+    assert got["clean_best_classical"] == res["best_classical"]["clean"]
+    res["model_files"]["demosaic-smoke"]["sha256"] = "0" * 64
+    out.write_text(json.dumps(res))
+    proc = subprocess.run(attach, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=60)
+    assert proc.returncode != 0 and "measured another demosaic-smoke.onnx" in proc.stderr
+    assert tomllib.loads((models_dir / "manifest.toml").read_text())["models"][0]["metrics"] == row["metrics"]
 
 
 def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):

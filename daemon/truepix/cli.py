@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import pathlib
+import shlex
 import sys
 import time
 
@@ -136,6 +137,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _write_eval_json(args, result: dict) -> None:
+    """The result as JSON, with the command that measured it and the version and sha256 of each model
+    it ran, so a figure in docs/ or a manifest row can be traced to the exact file."""
+    if not args.json:
+        return
+    from truepix.engine import models as engine_models
+
+    table = engine_models.load_manifest()
+    ran = result.get("networks") or [m for m in result.get("results", {}) if m in table]
+    result = {"command": "truepix " + shlex.join(args.argv), **result,
+              "model_files": {n: {"version": table[n].version, "sha256": table[n].sha256}
+                              for n in ran if n in table}}
+    tmp = args.json.with_name(args.json.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.json)
+
+
 def cmd_eval(args) -> int:
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
@@ -146,32 +164,23 @@ def cmd_eval(args) -> int:
                                             options=_engine_options(args), limit=args.limit,
                                             libraw=not args.no_libraw, cbm3d=args.cbm3d)
         print(demosaic.format_table(result))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return 0
-    if args.task == "denoise":
+    elif args.task == "denoise":
         from truepix.evaluate import denoise
 
         result = denoise.evaluate_denoise(args.data, models=args.model, sigmas=args.sigma, iso=args.iso,
                                           options=_engine_options(args), limit=args.limit, cbm3d=args.cbm3d)
         print(denoise.format_table(result))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return 0
-    if args.task == "lens":
+    elif args.task == "lens":
         from truepix.evaluate import lens
 
         result = lens.evaluate_lens(args.data, models=args.model, options=_engine_options(args), limit=args.limit)
         print(lens.format_table(result))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return 0
-    result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
-                              options=_engine_options(args), limit=args.limit, degradation=args.degradation,
-                              unsharp_from=args.unsharp_from)
-    print(format_table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    else:
+        result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
+                                  options=_engine_options(args), limit=args.limit, degradation=args.degradation,
+                                  unsharp_from=args.unsharp_from)
+        print(format_table(result))
+    _write_eval_json(args, result)
     return 0
 
 
@@ -397,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose)
     try:
         return args.func(args)

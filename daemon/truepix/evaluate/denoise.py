@@ -124,7 +124,7 @@ def evaluate_denoise(data: pathlib.Path, models: list[str] | None = None, sigmas
         results[method] = {c: round(float(np.mean(v)), 3) for c, v in by_cond.items()}
         results[method]["seconds"] = round(seconds.get(method, 0.0), 2)
     return {"task": "denoise", "dataset": data.name, "images": len(files), "conditions": conditions,
-            "held_out_camera": HELD_OUT, "results": results,
+            "held_out_camera": HELD_OUT, "results": results, "networks": list(names),
             "estimated_sigma_mean": {c: round(float(np.mean(v)), 2) for c, v in estimates.items()}}
 
 

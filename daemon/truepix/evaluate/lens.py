@@ -215,7 +215,7 @@ def evaluate_lens(data: pathlib.Path, models: list[str] | None = None, options=N
     classical = [m for m in results if m.startswith(("Wiener", "Richardson"))]
     kept = [m for m in classical if results[m]["noise_gain"] <= NOISE_KEPT]
     return {"task": "lens", "dataset": data.name, "images": len(files), "noise_sd": NOISE_SD,
-            "lenses": HELD_OUT_LENSES, "results": results,
+            "lenses": HELD_OUT_LENSES, "results": results, "networks": list(names),
             "best_classical": max(classical, key=lambda m: results[m]["psnr"]),
             "best_classical_noise_kept": max(kept, key=lambda m: results[m]["psnr"]) if kept else None}
 
