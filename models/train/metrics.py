@@ -72,7 +72,8 @@ def attach(name: str, files: list[pathlib.Path], models_dir: pathlib.Path = MODE
         result = json.loads(f.read_text())
         ran = result.get("model_files", {}).get(name)
         if ran is None:
-            raise SystemExit(f"metrics: {f} did not measure {name!r} (it ran {', '.join(result.get('model_files', {}))})")
+            ran_names = ", ".join(result.get("model_files", {})) or "none"
+            raise SystemExit(f"metrics: {f} did not measure {name!r} (it ran: {ran_names})")
         if ran["sha256"] != row["sha256"]:
             raise SystemExit(f"metrics: {f} measured another {name}.onnx (sha256 {ran['sha256'][:12]}..., "
                              f"the shipped one is {row['sha256'][:12]}...); measure again")
