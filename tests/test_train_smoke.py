@@ -303,6 +303,8 @@ def test_lens_training_runs_and_resumes(tmp_path):
     m = row["metrics"]["one"]
     # six iterations from a near-identity start: close to the identity still
     assert 0.5 < m["noise_gain"] < 3 and 0 <= m["halo"] < 40
+    # and on a sharp photo (no lens blur), within a few dB of leaving it as it is
+    assert m["uncorrected_sharp_psnr"] > 35 and m["sharp_psnr"] > m["uncorrected_sharp_psnr"] - 10
     assert m["wiener_best_psnr"] > 0 and m["richardson_lucy_best_psnr"] > 0
     # Wiener at NSR 0.1 or 3 Richardson-Lucy iterations amplify the noise by at most 10%
     assert m["best_classical_noise_kept"].startswith(("Wiener", "Richardson"))

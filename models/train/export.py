@@ -329,7 +329,9 @@ def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
         for data in args.eval:
             res = evaluate_lens(data, models=[args.name])
             r = res["results"][f"{args.name} (blind)"]
-            metrics[data.name] = {"psnr": r["psnr"], "noise_gain": r["noise_gain"], "halo": r["halo"]}
+            metrics[data.name] = {"psnr": r["psnr"], "noise_gain": r["noise_gain"], "halo": r["halo"],
+                                  "sharp_psnr": r["sharp_psnr"],
+                                  "uncorrected_sharp_psnr": res["results"]["uncorrected"]["sharp_psnr"]}
             for k, v in res["results"].items():  # the best setting of each classical method
                 if k.startswith(("Wiener", "Richardson")):
                     key = k.split(" ")[0].lower().replace("-", "_") + "_best_psnr"

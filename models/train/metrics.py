@@ -33,7 +33,7 @@ def metrics_of(name: str, result: dict) -> dict:
     table: dict = {"command": result["command"], "images": result["images"]}
     if result["task"] == "lens":
         ours = result["results"][name]
-        table.update({k: ours[k] for k in ("psnr", "noise_gain", "halo")})
+        table.update({k: ours[k] for k in ("psnr", "noise_gain", "halo", "sharp_psnr")})
         for label, best in (("best_classical", result["best_classical"]),
                             ("best_classical_noise_kept", result.get("best_classical_noise_kept"))):
             if best:
@@ -41,6 +41,7 @@ def metrics_of(name: str, result: dict) -> dict:
                 table.update({label: best, f"{label}_psnr": b["psnr"], f"{label}_noise_gain": b["noise_gain"]})
         if "uncorrected" in result["results"]:
             table["uncorrected_psnr"] = result["results"]["uncorrected"]["psnr"]
+            table["uncorrected_sharp_psnr"] = result["results"]["uncorrected"]["sharp_psnr"]
         return table
     variants = {m[len(name):].strip(" ()"): r for m, r in result["results"].items()
                 if m == name or m.startswith((f"{name} (", f"{name} on "))}
