@@ -277,7 +277,7 @@ def test_denoise_training_export_and_the_engine_feeds_its_noise_map(tmp_path):
 def test_lens_training_runs_and_resumes(tmp_path):
     data = _images(tmp_path / "data", 4, 96, 112)
     train = [sys.executable, "-m", "models.train.train_restore", "--task", "lens", "--gamma", "--name", "lens",
-             "--iters", "6",
+             "--iters", "6", "--scene-defocus", "0.3", "--sharp-share", "0.2",
              "--batch", "2", "--patch", "32", "--ckpt-every", "3", "--val-count", "1", "--channels", "8",
              "--blocks", "1", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs")]
     proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
@@ -308,6 +308,27 @@ def test_lens_training_runs_and_resumes(tmp_path):
     assert m["wiener_best_psnr"] > 0 and m["richardson_lucy_best_psnr"] > 0
     # Wiener at NSR 0.1 or 3 Richardson-Lucy iterations amplify the noise by at most 10%
     assert m["best_classical_noise_kept"].startswith(("Wiener", "Richardson"))
+
+
+def test_lens_batches_teach_that_sharp_stays_sharp_and_bokeh_stays_bokeh(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from models.train.lens import LensSampler
+
+    scenes = [photo_like(120, 130, seed=i, noise=0.0) for i in range(2)]
+    sharp = LensSampler(scenes, 32, seed=1, sharp_share=1.0)
+    x, y = sharp.batch(4)
+    np.testing.assert_array_equal(x[:, :3], y)  # a perfect lens: the student is the teacher
+    blurred = LensSampler(scenes, 32, seed=1)
+    x, y = blurred.batch(4)
+    assert np.abs(x[:, :3] - y).mean() > 1e-3  # a lens: the student is softer
+    # Bokeh: with part of every scene out of focus the teacher itself is softer than the scene.
+    def detail(a):
+        return float(np.abs(np.diff(a, axis=-1)).mean())
+
+    kept = LensSampler(scenes, 32, seed=1, scene_defocus=1.0, sharp_share=1.0)
+    _, y_defocus = kept.batch(16)
+    _, y_plain = LensSampler(scenes, 32, seed=1, sharp_share=1.0).batch(16)
+    assert detail(y_defocus) < 0.95 * detail(y_plain)
 
 
 def test_colour_variation_keeps_greys_grey_and_moves_colours_apart(monkeypatch):

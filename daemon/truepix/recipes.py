@@ -16,8 +16,9 @@ RAW development: a recipe whose first step is a Bayer model (``demosaic``) or wh
 DNG that raw editors still treat as a raw; other formats are rendered in ``colour_space`` with
 its ICC profile.
 
-Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``develop`` turns a
-RAW into a linear DNG, ``develop-tiff`` into a 16-bit TIFF.
+Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``denoise`` and
+``lens`` restore developed photos; ``develop`` turns a RAW into a linear DNG, ``develop-tiff`` into a
+16-bit TIFF.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ BUILTIN: dict[str, Recipe] = {
     "upscale-x4-camera": Recipe("upscale-x4-camera", (Step("upscale-x4-camera"),)),
     # Noisy developed files (a high-ISO JPEG or TIFF): the noise level is estimated from the image.
     "denoise": Recipe("denoise", (Step("denoise"),)),
+    # Soft developed files (diffraction at small apertures, a lens soft in the corners): blind
+    # correction, restrained by the engine (no halos, grain kept).
+    "lens": Recipe("lens", (Step("lens"),)),
     # Camera RAW files: the demosaic + denoise network on the Bayer mosaic.
     "develop": Recipe("develop", (Step("demosaic"),), format="dng"),
     "develop-tiff": Recipe("develop-tiff", (Step("demosaic"),)),

@@ -76,10 +76,24 @@ def colour_jitter(img_srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return linear_to_srgb(np.clip(lin * gains, 0, 1).astype(np.float32))
 
 
+def defocus_part(lin: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """Linear ``lin`` with one side of a soft straight edge (random angle, offset and softness) out
+    of focus: a disc blur of ``radius`` pixels, in linear light."""
+    from truepix.simulate.optics import apply_psf, defocus_psf
+
+    h, w = lin.shape[:2]
+    blurred = apply_psf(lin, defocus_psf(radius))
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = ((x / w - 0.5) * np.cos(angle) + (y / h - 0.5) * np.sin(angle)) + rng.uniform(-0.3, 0.3)
+    mask = np.clip(t / rng.uniform(0.02, 0.2) + 0.5, 0, 1)[..., None]  # a soft edge between the planes
+    return (lin * (1 - mask) + blurred * mask).astype(np.float32)
+
+
 def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, prob: float = 0.3,
                   max_radius: float = 6.0) -> np.ndarray:
-    """With probability ``prob``, part of the scene out of focus (a disc blur of radius U(1, ``max_radius``)
-    low-resolution pixels over one side of a soft straight edge), blurred in linear light.
+    """With probability ``prob``, part of the scene out of focus (``defocus_part``, radius U(1,
+    ``max_radius``) low-resolution pixels).
 
     It is applied to the *scene*, so teacher and student both carry it: the network learns that bokeh
     stays bokeh — it must not sharpen what the photo never had in focus.
@@ -87,16 +101,9 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
     if rng.random() >= prob:
         return img_srgb
     from truepix.colorimetry import linear_to_srgb, srgb_to_linear
-    from truepix.simulate.optics import apply_psf, defocus_psf
 
-    h, w = img_srgb.shape[:2]
     lin = srgb_to_linear(img_srgb.astype(np.float32))
-    blurred = apply_psf(lin, defocus_psf(rng.uniform(1.0, max_radius) * scale))
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    t = ((x / w - 0.5) * np.cos(angle) + (y / h - 0.5) * np.sin(angle)) + rng.uniform(-0.3, 0.3)
-    mask = np.clip(t / rng.uniform(0.02, 0.2) + 0.5, 0, 1)[..., None]  # a soft edge between the planes
-    return linear_to_srgb((lin * (1 - mask) + blurred * mask).astype(np.float32))
+    return linear_to_srgb(defocus_part(lin, rng.uniform(1.0, max_radius) * scale, rng))
 
 
 def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int,

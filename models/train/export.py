@@ -310,7 +310,11 @@ def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
             "command": args.training_command
             or f"python -m models.train.train_restore --task lens --name {cfg['name']} ...",
             "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": "models/train/lens.py: " + ", ".join(f"{k} {v}" for k, v in PSF_RANGES.items()),
+            "degradation": "models/train/lens.py: " + ", ".join(f"{k} {v}" for k, v in PSF_RANGES.items())
+            + (f"; {cfg['scene_defocus']:.0%} of the scenes partly out of focus in teacher and student (bokeh kept)"
+               if cfg.get("scene_defocus") else "")
+            + (f"; {cfg['sharp_share']:.0%} of the students from a perfect lens (sharp kept)"
+               if cfg.get("sharp_share") else ""),
             "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
             "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
             "batch": cfg["batch"], "patch": cfg["patch"], "loss": "L1 on the sRGB encoding of linear output",

@@ -14,7 +14,11 @@ What the correction must not do is taught by the data:
 - noise stays as it was: the student's noise (what the demosaic + denoise left, a small white
   Gaussian) is added to the teacher too, so sharpening it is an error;
 - clipped highlights stay without halos: some scenes are brighter than the sensor's white and clip
-  after the blur (student) and unblurred (teacher), so ringing around them is an error.
+  after the blur (student) and unblurred (teacher), so ringing around them is an error;
+- bokeh stays bokeh (``scene_defocus``): part of some scenes is out of focus in the scene itself
+  (a disc blur of 1.5-6 px, wider than any lens blur here, ``data.defocus_part``), in teacher and
+  student alike, so sharpening it is an error;
+- a sharp photo stays as it is (``sharp_share``): some students had a perfect lens (noise only).
 
 ``PSF_RANGES`` are the training ranges; the evaluation draws its held-out PSFs from a disjoint seed
 and includes f-numbers and aberrations at the edges of and beyond these ranges.
@@ -104,9 +108,11 @@ def draw_params(rng: np.random.Generator, ranges=PSF_RANGES) -> dict:
 class LensSampler:
     """(input (N, 5, p, p): linear RGB + field x, y; target (N, 3, p, p)) batches."""
 
-    def __init__(self, scenes: list[np.ndarray], patch: int, seed: int = 0, margin: int = 16):
+    def __init__(self, scenes: list[np.ndarray], patch: int, seed: int = 0, margin: int = 16,
+                 scene_defocus: float = 0.0, sharp_share: float = 0.0):
         self.scenes = [s for s in scenes if min(s.shape[:2]) >= patch + 2 * margin]
         self.patch, self.margin = patch, margin
+        self.scene_defocus, self.sharp_share = scene_defocus, sharp_share
         self.rng = np.random.default_rng(seed)
         areas = np.array([s.shape[0] * s.shape[1] for s in self.scenes], np.float64)
         self.prob = areas / areas.sum()
@@ -126,7 +132,17 @@ class LensSampler:
             crop = np.ascontiguousarray(np.rot90(crop, t & 3))
             top = float(self.rng.uniform(0, FRAME[0] - p))
             left = float(self.rng.uniform(0, FRAME[1] - p))
-            student, teacher = degrade(crop, top, left, draw_params(self.rng), self.rng, m)
+            if self.scene_defocus and self.rng.random() < self.scene_defocus:
+                from models.train.data import defocus_part
+
+                crop = defocus_part(crop, float(self.rng.uniform(1.5, 6.0)), self.rng)
+            params = draw_params(self.rng)
+            if self.sharp_share and self.rng.random() < self.sharp_share:
+                inner = np.clip(crop[m:m + p, m:m + p], 0, 1)
+                noise = self.rng.normal(0, params["noise_sd"], inner.shape).astype(np.float32)
+                student = teacher = (inner + noise).astype(np.float32)
+            else:
+                student, teacher = degrade(crop, top, left, params, self.rng, m)
             xs[i, :3] = student.transpose(2, 0, 1)
             xs[i, 3:] = field_planes(p, p, top, left).transpose(2, 0, 1)
             ys[i] = teacher.transpose(2, 0, 1)

@@ -163,6 +163,11 @@ def parse_args(argv=None):
     p.add_argument("--signal-share", type=float, default=0.2)
     p.add_argument("--gamma", action="store_true",
                    help="(lens) correct in the sRGB-curve domain (archs.GammaFoldedRLFN)")
+    p.add_argument("--scene-defocus", type=float, default=0.0,
+                   help="(lens) share of scenes with part out of focus in teacher and student (bokeh kept)")
+    p.add_argument("--sharp-share", type=float, default=0.0,
+                   help="(lens) share of students from a perfect lens (a sharp photo stays as it is)")
+    p.add_argument("--init", type=pathlib.Path, default=None, help="start from these weights (not resuming)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -185,7 +190,8 @@ def main(argv=None) -> int:
         from models.train.lens import LensSampler
 
         images, val_images = load_linear(files[:-args.val_count]), load_linear(files[-args.val_count:])
-        sampler = LensSampler(images, args.patch, args.seed)
+        sampler = LensSampler(images, args.patch, args.seed, scene_defocus=args.scene_defocus,
+                              sharp_share=args.sharp_share)
         arch = "lens_gamma_rlfn" if args.gamma else "lens_rlfn"
         arch_kwargs = {"channels": args.channels, "blocks": args.blocks, "extra": 2}
         val_name = "val_psnr_lens"
@@ -207,6 +213,9 @@ def main(argv=None) -> int:
     model = archs.build(arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, best = loop.resume(run, model, opt)
+    if not start and args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        print(f"initialised from {args.init}", flush=True)
     if start:
         loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
