@@ -104,6 +104,19 @@ def test_develop_recipe_writes_a_linear_dng_raw_editors_read_as_a_raw(tmp_path):
     assert any("raw noise" in n for n in res.notes)
 
 
+def test_a_raw_recipe_can_add_the_lens_step_after_the_demosaic(tmp_path):
+    src = cfa_file(tmp_path / "shot.dng", smooth_scene(), "RGGB", iso=400, noise=0.001)
+    recipe = Recipe("raw-lens", (Step("demosaic"), Step("lens")), format="dng")
+    res = process_file(src, recipe)
+    assert res.status == "done", res.error
+    assert [m.split("@")[0] for m in res.models] == ["demosaic", "lens"]
+    with rawpy.imread(res.output) as r:
+        dev = r.postprocess(use_camera_wb=True, no_auto_bright=True, gamma=(1, 1), output_bps=16)
+    with rawpy.imread(str(src)) as r:
+        ref = r.postprocess(use_camera_wb=True, no_auto_bright=True, gamma=(1, 1), output_bps=16)
+    np.testing.assert_allclose(dev.mean(axis=(0, 1)), ref.mean(axis=(0, 1)), rtol=0.03)  # same light
+
+
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool (libimage-exiftool-perl) is not installed")
 def test_linear_dng_passes_exiftool_validate(tmp_path):
     src = cfa_file(tmp_path / "shot.dng", smooth_scene(), "RGGB", iso=400)

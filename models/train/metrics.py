@@ -32,7 +32,7 @@ def metrics_of(name: str, result: dict) -> dict:
     """The figures for model ``name`` from one eval result, as a flat table."""
     table: dict = {"command": result["command"], "images": result["images"]}
     if result["task"] == "lens":
-        ours = result["results"][name]
+        ours = result["results"].get(name) or result["results"][f"{name} (blind)"]
         table.update({k: ours[k] for k in ("psnr", "noise_gain", "halo", "sharp_psnr")})
         for label, best in (("best_classical", result["best_classical"]),
                             ("best_classical_noise_kept", result.get("best_classical_noise_kept"))):
