@@ -287,6 +287,13 @@ def test_lens_training_runs_and_resumes(tmp_path):
 
     state = torch.load(tmp_path / "runs" / "lens" / "last.pt", map_location="cpu")
     assert state["arch"] == "lens_gamma_rlfn" and state["arch_kwargs"]["extra"] == 2 and state["iter"] == 6
+    # a fine-tune starts from those weights with its own schedule (not a resume)
+    tune = [a if a != "lens" or i != train.index("--name") + 1 else "lens-tune" for i, a in enumerate(train)]
+    tune[tune.index("--iters") + 1] = "2"
+    proc = subprocess.run(tune + ["--init", str(tmp_path / "runs" / "lens" / "last.pt")], capture_output=True,
+                          text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "initialised from" in proc.stdout and "iter 2 " in proc.stdout
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     one = tmp_path / "one"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ def run_config(args) -> dict:
     return config
 
 
+def start_run(args, tool: str, list_images: Callable) -> tuple[pathlib.Path, dict, list[pathlib.Path]]:
+    """What every trainer does first: threads and seed set, ``runs/<name>`` made, the config
+    recorded, and the images listed (more than ``--val-count`` of them, or exit with why)."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    run = args.runs / args.name
+    run.mkdir(parents=True, exist_ok=True)
+    files = list_images(args.data)
+    if len(files) <= args.val_count:
+        sys.exit(f"{tool}: only {len(files)} images under {args.data}; need more than --val-count")
+    return run, run_config(args), files
+
+
 def resume(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float]:
     """Load ``run/last.pt`` into ``model`` and ``opt`` if it exists: (start iteration, best score)."""
     last = run / "last.pt"
@@ -48,6 +62,12 @@ def resume(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     return state["iter"], state["best"]
+
+
+def initialise(model: torch.nn.Module, path: pathlib.Path) -> None:
+    """Start ``model`` from another run's weights (a fine-tune: not resuming its optimizer or count)."""
+    model.load_state_dict(torch.load(path, map_location="cpu")["model"])
+    print(f"initialised from {path}", flush=True)
 
 
 def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable[[], torch.Tensor],

@@ -90,15 +90,7 @@ def init_from(model: torch.nn.Module, checkpoint: pathlib.Path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    run = args.runs / args.name
-    run.mkdir(parents=True, exist_ok=True)
-    config = loop.run_config(args)
-
-    files = list_images(args.data)
-    if len(files) <= args.val_count:
-        sys.exit(f"train: only {len(files)} images under {args.data}; need more than --val-count")
+    run, config, files = loop.start_run(args, "train", list_images)
     train_files, val_files = files[:-args.val_count], files[-args.val_count:]
     t0 = time.time()
     if args.degradation == "camera":

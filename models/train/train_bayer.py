@@ -90,14 +90,7 @@ def validate(model, scenes, sampler: BayerSampler, iso: float | None) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    run = args.runs / args.name
-    run.mkdir(parents=True, exist_ok=True)
-    config = loop.run_config(args)
-    files = list_images(args.data)
-    if len(files) <= args.val_count:
-        sys.exit(f"train_bayer: only {len(files)} images under {args.data}; need more than --val-count")
+    run, config, files = loop.start_run(args, "train_bayer", list_images)
     t0 = time.time()
     scenes = load_linear(files[:-args.val_count])
     val_scenes = load_linear(files[-args.val_count:])
@@ -114,8 +107,7 @@ def main(argv=None) -> int:
         loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
     elif args.init is not None:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
-        print(f"initialised from {args.init}", flush=True)
+        loop.initialise(model, args.init)
     print(f"{args.arch} {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
 
     def step():

@@ -177,14 +177,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    run = args.runs / args.name
-    run.mkdir(parents=True, exist_ok=True)
-    config = loop.run_config(args)
-    files = list_images(args.data)
-    if len(files) <= args.val_count:
-        sys.exit(f"train_restore: only {len(files)} images under {args.data}; need more than --val-count")
+    run, config, files = loop.start_run(args, "train_restore", list_images)
     if args.task == "lens":
         from models.train.bayer import load_linear
         from models.train.lens import LensSampler
@@ -214,8 +207,7 @@ def main(argv=None) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start, best = loop.resume(run, model, opt)
     if not start and args.init is not None:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
-        print(f"initialised from {args.init}", flush=True)
+        loop.initialise(model, args.init)
     if start:
         loop.reseed(sampler, args.seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
