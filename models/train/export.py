@@ -97,6 +97,20 @@ def write_manifest(rows: list[dict], path: pathlib.Path) -> None:
     tmp.replace(path)
 
 
+def _training(args, cfg: dict, state: dict, trainer: str, degradation: str, patch_key: str, loss: str,
+              held_out_val: dict) -> dict:
+    """A row's ``[models.training]`` table: how the checkpoint was made, in the same order for every task."""
+    return {
+        "command": args.training_command or f"python -m models.train.{trainer} --name {cfg['name']} ...",
+        "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+        "degradation": degradation, "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
+        "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
+        "batch": cfg["batch"], patch_key: cfg["patch"], "loss": loss,
+        "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
+        **held_out_val, "arch_kwargs": dict(state["arch_kwargs"]),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True)
@@ -147,16 +161,8 @@ def main(argv=None) -> int:
         "anchor_tolerance": 0.1 if protocol == "camera" else 0.0,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
-        "training": {
-            "command": args.training_command or f"python -m models.train.train --name {cfg['name']} ...",
-            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": args.degradation, "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
-            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
-            "batch": cfg["batch"], "lr_patch": cfg["patch"], "loss": cfg.get("loss", "l1"),
-            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
-            "held_out_val_psnr_y": round(state["val_psnr_y"], 3),
-            "arch_kwargs": {k: v for k, v in state["arch_kwargs"].items()},
-        },
+        "training": _training(args, cfg, state, "train", args.degradation, "lr_patch", cfg.get("loss", "l1"),
+                              {"held_out_val_psnr_y": round(state["val_psnr_y"], 3)}),
     }
     if cfg.get("init"):
         row["training"]["initialised_from"] = os.path.relpath(cfg["init"], MODELS_DIR.parent)
@@ -192,6 +198,12 @@ def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
     from models.train.bayer import NOISE_MAP_SCALE
 
     cfg = state["config"]
+    degradation = ("simulated raws (models/train/bayer.py): exposure 2^U(-3, 0.5), white balance "
+                   "R x U(1.4, 2.6), B x U(1.2, 2.6), RGGB mosaic, shot + read noise of random camera "
+                   f"profiles (held out: {', '.join(cfg['exclude_profile'])}) at ISO log-uniform "
+                   f"base..{cfg['iso_max']:g}, {cfg['noise_free_share']:.0%} noise-free, raw quantisation"
+                   + (f"; {cfg['colour_share']:.0%} of the scenes with permuted channels and saturation "
+                      "x 0.6..2.5 (bayer.vary_colour)" if cfg.get("colour_share") else ""))
     row = {
         "name": args.name, "version": args.version, "task": "demosaic", "scale": 2,
         "file": onnx_path.name, "sha256": sha, "input": "bayer", "transfer": "linear",
@@ -201,24 +213,10 @@ def _export_bayer(args, state, model, onnx_path, sha, diff) -> int:
         "noise_map_scale": NOISE_MAP_SCALE, "anchor_block": 32, "anchor_tolerance": 0.02,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
-        "training": {
-            "command": args.training_command or f"python -m models.train.train_bayer --name {cfg['name']} ...",
-            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": ("simulated raws (models/train/bayer.py): exposure 2^U(-3, 0.5), white balance "
-                            "R x U(1.4, 2.6), B x U(1.2, 2.6), RGGB mosaic, shot + read noise of random camera "
-                            f"profiles (held out: {', '.join(cfg['exclude_profile'])}) at ISO log-uniform "
-                            f"base..{cfg['iso_max']:g}, {cfg['noise_free_share']:.0%} noise-free, raw quantisation"
-                            + (f"; {cfg['colour_share']:.0%} of the scenes with permuted channels and saturation "
-                               "x 0.6..2.5 (bayer.vary_colour)" if cfg.get("colour_share") else "")),
-            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
-            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
-            "batch": cfg["batch"], "half_resolution_patch": cfg["patch"],
-            "loss": "L1 on the sRGB encoding of output / exposure vs target / exposure",
-            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
-            "held_out_val_psnr_clean": round(state["val_psnr"], 3),
-            "held_out_val_psnr_iso3200": round(state["val_psnr_iso3200"], 3),
-            "arch_kwargs": dict(state["arch_kwargs"]),
-        },
+        "training": _training(args, cfg, state, "train_bayer", degradation, "half_resolution_patch",
+                              "L1 on the sRGB encoding of output / exposure vs target / exposure",
+                              {"held_out_val_psnr_clean": round(state["val_psnr"], 3),
+                               "held_out_val_psnr_iso3200": round(state["val_psnr_iso3200"], 3)}),
     }
     manifest = args.models_dir / "manifest.toml"
     write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
@@ -258,19 +256,12 @@ def _export_denoise(args, state, model, onnx_path, sha, diff) -> int:
         "noise_map_scale": NOISE_MAP_SCALE, "anchor": "srgb", "anchor_block": 16, "anchor_tolerance": 0.02,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
-        "training": {
-            "command": args.training_command or f"python -m models.train.train_restore --name {cfg['name']} ...",
-            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": (f"{1 - cfg['signal_share']:.0%} additive white Gaussian noise on sRGB values, sigma "
-                            f"U(0, {cfg['sigma_max']:g}) of 255; {cfg['signal_share']:.0%} signal-dependent noise "
-                            "(Gaussian in linear light, variance a x + b) through the sRGB curve"),
-            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
-            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
-            "batch": cfg["batch"], "patch": cfg["patch"], "loss": "L1 on sRGB values",
-            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
-            "held_out_val_psnr_sigma25": round(state["val_psnr_sigma25"], 3),
-            "arch_kwargs": dict(state["arch_kwargs"]),
-        },
+        "training": _training(
+            args, cfg, state, "train_restore",
+            f"{1 - cfg['signal_share']:.0%} additive white Gaussian noise on sRGB values, sigma "
+            f"U(0, {cfg['sigma_max']:g}) of 255; {cfg['signal_share']:.0%} signal-dependent noise "
+            "(Gaussian in linear light, variance a x + b) through the sRGB curve",
+            "patch", "L1 on sRGB values", {"held_out_val_psnr_sigma25": round(state["val_psnr_sigma25"], 3)}),
     }
     manifest = args.models_dir / "manifest.toml"
     write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
@@ -306,22 +297,15 @@ def _export_lens(args, state, model, onnx_path, sha, diff) -> int:
         "clamp_radius": 3, "noise_gate": 2.0,
         "arch": state["arch"], "parameters": sum(t.numel() for t in model.parameters()),
         "exported": datetime.date.today().isoformat(),
-        "training": {
-            "command": args.training_command
-            or f"python -m models.train.train_restore --task lens --name {cfg['name']} ...",
-            "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
-            "degradation": "models/train/lens.py: " + ", ".join(f"{k} {v}" for k, v in PSF_RANGES.items())
+        "training": _training(
+            args, cfg, state, "train_restore --task lens",
+            "models/train/lens.py: " + ", ".join(f"{k} {v}" for k, v in PSF_RANGES.items())
             + (f"; {cfg['scene_defocus']:.0%} of the scenes partly out of focus in teacher and student (bokeh kept)"
                if cfg.get("scene_defocus") else "")
             + (f"; {cfg['sharp_share']:.0%} of the students from a perfect lens (sharp kept)"
                if cfg.get("sharp_share") else ""),
-            "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
-            "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
-            "batch": cfg["batch"], "patch": cfg["patch"], "loss": "L1 on the sRGB encoding of linear output",
-            "optimizer": f"Adam, lr {cfg['lr']} cosine to {cfg['lr_min']}",
-            "held_out_val_psnr": round(state["val_psnr_lens"], 3),
-            "arch_kwargs": dict(state["arch_kwargs"]),
-        },
+            "patch", "L1 on the sRGB encoding of linear output",
+            {"held_out_val_psnr": round(state["val_psnr_lens"], 3)}),
     }
     manifest = args.models_dir / "manifest.toml"
     write_manifest([r for r in _rows(manifest) if r["name"] != args.name] + [row], manifest)
