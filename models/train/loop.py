@@ -64,10 +64,19 @@ def resume(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer
     return state["iter"], state["best"]
 
 
-def initialise(model: torch.nn.Module, path: pathlib.Path) -> None:
-    """Start ``model`` from another run's weights (a fine-tune: not resuming its optimizer or count)."""
-    model.load_state_dict(torch.load(path, map_location="cpu")["model"])
-    print(f"initialised from {path}", flush=True)
+def begin(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sampler, seed: int,
+          init: pathlib.Path | None = None) -> tuple[int, float]:
+    """Resume ``run`` where it stopped (the sampler reseeded for that iteration), or, for a new run
+    with ``init``, start from another run's weights (a fine-tune: not its optimizer or count).
+    Returns (start iteration, best score so far)."""
+    start, best = resume(run, model, opt)
+    if start:
+        reseed(sampler, seed, start)
+        print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
+    elif init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu")["model"])
+        print(f"initialised from {init}", flush=True)
+    return start, best
 
 
 def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable[[], torch.Tensor],

@@ -102,12 +102,7 @@ def main(argv=None) -> int:
     arch_kwargs = {"channels": args.channels, "blocks": args.blocks}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start, best = loop.resume(run, model, opt)
-    if start:
-        loop.reseed(sampler, args.seed, start)
-        print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
-    elif args.init is not None:
-        loop.initialise(model, args.init)
+    start, best = loop.begin(run, model, opt, sampler, args.seed, args.init)
     print(f"{args.arch} {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
 
     def step():

@@ -205,12 +205,7 @@ def main(argv=None) -> int:
             return validate(m, val_images)
     model = archs.build(arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start, best = loop.resume(run, model, opt)
-    if not start and args.init is not None:
-        loop.initialise(model, args.init)
-    if start:
-        loop.reseed(sampler, args.seed, start)
-        print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
+    start, best = loop.begin(run, model, opt, sampler, args.seed, args.init)
     print(f"{len(images)} training images, {len(val_images)} held out; {arch} {arch_kwargs}: "
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
 

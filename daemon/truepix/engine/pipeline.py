@@ -78,11 +78,11 @@ def strength_of(model: models.ModelInfo, params: dict) -> float:
 
 
 def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, float, float] | None:
-    """(clamp radius, noise gate, noise deviation) for ``restrain.restrain`` after a lens model
-    whose manifest row asks for it (``clamp_radius``, ``noise_gate``), else None.  The noise
-    deviation is estimated once, on the whole input (``noiselevel``)."""
+    """(clamp radius, noise gate, noise deviation) for ``restrain.restrain`` after a model whose
+    manifest row asks for it (``clamp_radius``, ``noise_gate``: the lens optimizer's), else None.
+    The noise deviation is estimated once, on the whole input (``noiselevel``)."""
     radius, gate = int(model.extra.get("clamp_radius", 0)), float(model.extra.get("noise_gate", 0.0))
-    if model.input != "rgb+field" or not (radius or gate):
+    if not (radius or gate):
         return None
     from truepix.engine.noiselevel import estimate_sigma
 

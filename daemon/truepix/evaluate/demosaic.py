@@ -118,7 +118,8 @@ def _network(name: str, options, guard: bool):
 
 
 def _noisy_mosaic(truth_linear: np.ndarray, iso: float, seed: int):
-    """The held-out camera's raw of ``truth_linear`` at ``iso``: (normalised mosaic, noise (scale, offset))."""
+    """The held-out camera's raw of ``truth_linear`` at ``iso``: (normalised mosaic, noise (scale, offset),
+    the same mosaic without noise)."""
     from truepix.simulate.camera import PROFILES
     from truepix.simulate.cfa import mosaic
     from truepix.simulate.sensor import add_sensor_noise, noise_variance, normalise_raw, quantise_raw
@@ -126,10 +127,10 @@ def _noisy_mosaic(truth_linear: np.ndarray, iso: float, seed: int):
     nm = PROFILES[HELD_OUT].noise
     rng = np.random.default_rng(seed)
     g = np.asarray(EVAL_GAINS, np.float32)
-    raw = mosaic(np.clip(truth_linear / g, 0, 1), "RGGB")
-    raw = normalise_raw(quantise_raw(add_sensor_noise(raw, iso, nm, rng), nm), nm)
+    clean = mosaic(np.clip(truth_linear / g, 0, 1), "RGGB")
+    raw = normalise_raw(quantise_raw(add_sensor_noise(clean, iso, nm, rng), nm), nm)
     offset = noise_variance(0.0, iso, nm, quantised=True)
-    return raw, (float(noise_variance(1.0, iso, nm, quantised=True) - offset), float(offset))
+    return raw, (float(noise_variance(1.0, iso, nm, quantised=True) - offset), float(offset)), clean
 
 
 def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: list[float] | None = None,
@@ -184,7 +185,7 @@ def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: 
             site_gain = np.ones_like(m_lin)
             site_gain[0::2, 0::2], site_gain[1::2, 1::2] = g[0], g[2]
             for v, cond in zip(iso or [], conditions[1:], strict=True):
-                raw, noise = _noisy_mosaic(truth_lin, v, seed=1000 * index + int(v))
+                raw, noise, clean = _noisy_mosaic(truth_lin, v, seed=1000 * index + int(v))
                 wb_raw = raw * site_gain
                 for name in [n for n in ("bilinear", "Menon 2007") if n in classical]:
                     t0 = time.perf_counter()
@@ -197,8 +198,8 @@ def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: 
                         enc = linear_to_srgb(out)
                         # CBM3D is told the true level: the deviation of this development from that
                         # of the noise-free mosaic (the noise as bilinear left it, in sRGB values)
-                        clean = cfa_mosaic(np.clip(truth_lin / g, 0, 1), "RGGB") * site_gain
-                        sigma = float(np.std(enc - linear_to_srgb(np.clip(classical[name](clean), 0, 1))))
+                        truth_dev = linear_to_srgb(np.clip(classical[name](clean * site_gain), 0, 1))
+                        sigma = float(np.std(enc - truth_dev))
                         den = bm3d.bm3d_rgb(enc, max(sigma, 1e-3))
                         record(f"{name} + CBM3D (true sigma)", cond, psnr_rgb(den, truth, border),
                                time.perf_counter() - t0)

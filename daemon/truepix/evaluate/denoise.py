@@ -51,7 +51,7 @@ def _developed_without_nr(truth: np.ndarray, iso: float, seed: int) -> tuple[np.
     """(developed sRGB, raw mosaic, noise) of the held-out camera's shot of ``truth`` at ``iso``."""
     from truepix.simulate.cfa import demosaic_bilinear
 
-    raw, noise = _noisy_mosaic(srgb_to_linear(truth), iso, seed)
+    raw, noise, _ = _noisy_mosaic(srgb_to_linear(truth), iso, seed)
     site = np.ones_like(raw)
     site[0::2, 0::2], site[1::2, 1::2] = EVAL_GAINS[0], EVAL_GAINS[2]
     rgb = np.clip(demosaic_bilinear(raw * site, "RGGB"), 0, 1).astype(np.float32)

@@ -73,12 +73,18 @@ def _lens_psfs(f_number, pitch_um, sigma_px, defocus_px):
     return [combine_psfs(airy_psf(f_number, lam, pitch_um), shared) for lam in WAVELENGTHS_UM]
 
 
+def place(h: int, w: int, position: str) -> tuple[float, float]:
+    """(top, left) of an h x w image at the centre or the (top-left) corner of the frame."""
+    cy, cx = (FRAME[0] - 1) / 2, (FRAME[1] - 1) / 2
+    return (cy - h / 2, cx - w / 2) if position == "centre" else (0.0, 0.0)
+
+
 def psfs_at(lens: dict, h: int, w: int, position: str):
     """(per-channel PSFs with CA folded in, top, left) for an h x w image at ``position`` of the frame."""
     from truepix.simulate.optics import combine_psfs
 
     cy, cx = (FRAME[0] - 1) / 2, (FRAME[1] - 1) / 2
-    top, left = (cy - h / 2, cx - w / 2) if position == "centre" else (0.0, 0.0)
+    top, left = place(h, w, position)
     dy, dx = top + h / 2 - cy, left + w / 2 - cx
     field = min(math.hypot(dy, dx) / math.hypot(cy, cx), 1.0)
     sigma = lens["sigma_centre_px"] + lens["sigma_extra_corner_px"] * field
@@ -215,7 +221,7 @@ def evaluate_lens(data: pathlib.Path, models: list[str] | None = None, options=N
         # corrector that sharpens what is already sharp invents structure.
         for position in ("centre", "corner"):
             rng = np.random.default_rng(1000 * index + 999 + (position == "corner"))
-            _, top, left = psfs_at(HELD_OUT_LENSES[0], *truth.shape[:2], position)
+            top, left = place(*truth.shape[:2], position)
             sharp = np.clip(linear + rng.normal(0, NOISE_SD, linear.shape).astype(np.float32), 0, 1)
             for name in ["uncorrected"] + [f"{n} (blind)" for n in names]:
                 out = methods[name](sharp, None, top, left)
