@@ -354,3 +354,51 @@ def test_colour_variation_keeps_greys_grey_and_moves_colours_apart(monkeypatch):
         assert abs(out[4:].mean() - scene[4:].mean()) < 0.11   # clipping at 0 may lift the mean a little
         spreads.append(float(out[4, 0].max() - out[4, 0].min()))
     assert min(spreads) < 0.4 * 0.9 < 0.4 * 1.1 < max(spreads)  # saturation both lowered and raised
+
+
+def test_broad_family_training_of_the_kind_told_upscaler_and_its_estimator(tmp_path):
+    """The broad family end to end for a few iterations: rlfn_cond started from a shipped ONNX model
+    (its first layer widened for the kind plane), exported with its clean specialist; then the
+    input-kind estimator trained and exported beside it; the engine runs both."""
+    data = _images(tmp_path / "data", 4, 96, 112)
+    extra = _images(tmp_path / "extra", 1, 200, 240)
+    runs, models_dir = tmp_path / "runs", tmp_path / "models"
+    train = [sys.executable, "-m", "models.train.train", "--name", "broad", "--iters", "4", "--batch", "2",
+             "--patch", "24", "--ckpt-every", "2", "--val-count", "1", "--arch", "rlfn_cond", "--channels", "48",
+             "--body", "3", "--threads", "1", "--degradation", "broad", "--camera-variants", "2",
+             "--init", str(REPO / "models" / "upscale-x2-camera.onnx"), "--max-side", "96",
+             "--data", str(data), "--extra-data", str(extra), "--runs", str(runs)]
+    proc = subprocess.run(train, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 training images (8 pairs)" in proc.stdout and "initialised 30 of 30 tensors" in proc.stdout
+    assert " clean " in proc.stdout and " camera " in proc.stdout  # the two held-out halves
+    kind = [sys.executable, "-m", "models.train.train_kind", "--name", "input-kind", "--iters", "2", "--batch", "2",
+            "--patch", "32", "--ckpt-every", "2", "--val-count", "1", "--variants", "1", "--width", "4",
+            "--data", str(data), "--runs", str(runs), "--export", "--models-dir", str(models_dir)]
+    proc = subprocess.run(kind, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (models_dir / "upscale-x2.onnx").write_bytes((REPO / "models" / "upscale-x2.onnx").read_bytes())
+    shipped = tomllib.loads((REPO / "models" / "manifest.toml").read_text())["models"]
+    from models.train.export import write_manifest
+
+    manifest = models_dir / "manifest.toml"
+    write_manifest(tomllib.loads(manifest.read_text())["models"] + [r for r in shipped if r["name"] == "upscale-x2"],
+                   manifest)
+    export = [sys.executable, "-m", "models.train.export", "--name", "smoke-adaptive", "--clean-model", "upscale-x2",
+              "--checkpoint", str(runs / "broad" / "last.pt"), "--models-dir", str(models_dir)]
+    proc = subprocess.run(export, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in tomllib.loads(manifest.read_text())["models"]}
+    row = rows["smoke-adaptive"]
+    assert row["input"] == "rgb+kind" and row["kind_model"] == "input-kind" and row["clean_model"] == "upscale-x2"
+    assert rows["input-kind"]["task"] == "classify" and any("teachers" in d for d in row["training"]["data"])
+
+    from truepix.engine.pipeline import enhance
+    from truepix.recipes import Recipe, Step
+
+    for params, label in (({"input": "camera"}, "smoke-adaptive@1"), ({"input": "clean"}, "upscale-x2@1"),
+                          ({}, None)):
+        out = enhance(photo_like(30, 40), None, Recipe("s", (Step("smoke-adaptive", params),)), model_dir=models_dir)
+        assert out.pixels.shape == (60, 80, 3)
+        assert label is None or out.models == [label]
+        assert "input_kind_camera" in out.fidelity

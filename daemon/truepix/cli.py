@@ -154,6 +154,23 @@ def _write_eval_json(args, result: dict) -> None:
     tmp.replace(args.json)
 
 
+def _eval_params(items: list[str]) -> dict:
+    """``--param KEY=VALUE`` items -> step parameters: each VALUE a TOML literal (1, 0.5, true,
+    "x", [1, 2]), else the plain string (``input=camera``)."""
+    import tomllib
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"truepix: eval: --param wants KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = value
+    return params
+
+
 def cmd_eval(args) -> int:
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
@@ -178,7 +195,8 @@ def cmd_eval(args) -> int:
     else:
         result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
                                   options=_engine_options(args), limit=args.limit, degradation=args.degradation,
-                                  unsharp_from=args.unsharp_from)
+                                  unsharp_from=args.unsharp_from, params=_eval_params(args.param),
+                                  max_half_pixels=args.max_half_pixels)
         print(format_table(result))
     _write_eval_json(args, result)
     return 0
@@ -339,11 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help="model to evaluate (repeatable; default: all for the task)")
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--degradation", choices=["bicubic", "camera"], default="bicubic",
-                   help="how the low-resolution input is made: the classic bicubic protocol, or a held-out "
-                        "simulated camera (default bicubic)")
+    p.add_argument("--degradation", choices=["bicubic", "camera", "independent", "rawbin"], default="bicubic",
+                   help="how the low-resolution input is made: the classic bicubic protocol, a held-out "
+                        "simulated camera, an independent camera family training never draws (with a "
+                        "defocused third per frame), or rawbin: --data holds RAW files, each Bayer mosaic "
+                        "binned 2x2 and both developed alike (default bicubic)")
     p.add_argument("--unsharp-from", type=pathlib.Path,
-                   help="(camera) training images to tune the bicubic + unsharp-mask baseline on")
+                   help="(camera, independent, rawbin) training images to tune the bicubic + unsharp-mask "
+                        "baseline on (rawbin: tuned under the independent camera)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="(upscale) a step parameter for every --model, VALUE a TOML literal or a string, "
+                        "e.g. --param input=camera (repeatable)")
+    p.add_argument("--max-half-pixels", type=int, metavar="N",
+                   help="(rawbin) evaluate a centred crop of at most N pixels of the half render "
+                        "(default 1500000)")
     p.add_argument("--iso", type=float, nargs="*", default=[],
                    help="(demosaic, denoise) also raws of the held-out camera at these ISOs, e.g. 800 3200 12800")
     p.add_argument("--sigma", type=float, nargs="*", default=[15, 25, 50],

@@ -85,13 +85,15 @@ class RLFNAnchor(nn.Module):
     residual, which trains quickly on a CPU.
 
     Args:
-        scale: 2, 3 or 4.  channels: feature width.  blocks: RLFB count.
+        scale: 2, 3 or 4.  channels: feature width.  blocks: RLFB count.  extra: condition planes
+        after the colours (``rlfn_cond``: one, the input kind the engine tells the network; the
+        anchor takes the colours only).
     """
 
-    def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 5, colors: int = 3):
+    def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 5, colors: int = 3, extra: int = 0):
         super().__init__()
         self.scale = scale
-        self.head = nn.Conv2d(colors, channels, 3, padding=1)
+        self.head = nn.Conv2d(colors + extra, channels, 3, padding=1)
         self.blocks = nn.Sequential(*[RLFB(channels) for _ in range(blocks)])
         self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
         self.tail = nn.Conv2d(channels, colors * scale * scale, 3, padding=1)
@@ -294,7 +296,18 @@ class GammaFoldedRLFN(FoldedRLFN):
         return decode_gamma(img + self.shuffle(self.tail(f)))
 
 
-ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "bayer_rlfn": BayerRLFN,
+class RLFNCond(RLFNAnchor):
+    """``RLFNAnchor`` told what kind of file it upscales: input (N, 4, H, W), RGB in [0, 1] and one
+    plane of the input kind, 0 for a clean render downsized by an editor (the bicubic protocol's
+    kind: aliased, noise-free, keep every edge) and 1 for a camera file (lens blur, demosaiced sensor
+    noise, in-camera processing, JPEG: restore and denoise).  One network serves both without
+    guessing, which a blind network trained on the mixture does poorly (docs/benchmarks.md)."""
+
+    def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 3, colors: int = 3, extra: int = 1):
+        super().__init__(scale, channels, blocks, colors, extra)
+
+
+ARCHS = {"anchor_sr": AnchorSR, "rlfn_anchor": RLFNAnchor, "rlfn_cond": RLFNCond, "bayer_rlfn": BayerRLFN,
          "bayer_gamma_rlfn": BayerGammaRLFN, "denoise_rlfn": FoldedRLFN, "lens_rlfn": FoldedRLFN,
          "lens_gamma_rlfn": GammaFoldedRLFN}
 

@@ -152,6 +152,49 @@ def make_camera_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed
     return pairs
 
 
+def kind_plane(lr: np.ndarray, camera: float) -> np.ndarray:
+    """``lr`` with the input-kind plane (``archs.RLFNCond``) appended as a fourth channel."""
+    return np.concatenate([lr, np.full(lr.shape[:2] + (1,), camera, np.float32)], axis=2)
+
+
+def make_broad_pairs(paths: list[pathlib.Path], scale: int, variants: int, seed: int, log=print,
+                     defocus_prob: float = 0.3, defocus_max: float = 6.0, max_side: int = 480,
+                     resized_share: float = 0.35, mislabel: float = 0.25, validation: bool = False) -> list[Pair]:
+    """``variants`` pairs per image from the broad camera family (``truepix.simulate.family``), each
+    student with its input-kind plane (0 editor-downsized render, 1 camera file; ``kind_plane``).
+
+    ``mislabel`` of the downsized renders are labelled 1 too, so that a clean file upscaled as a
+    camera file is still upscaled well (the user's ``input = "camera"`` on a clean file must not
+    ruin it).  Images larger than ``max_side`` are cut to a random ``max_side`` square per variant
+    (the wallpapers are large).  ``validation``: per image one bicubic-downsized pair labelled 0 and
+    one camera pair labelled 1, fixed by ``seed``.
+    """
+    from truepix.simulate.family import BroadShot, broad_student, sample_shot
+
+    rng = np.random.default_rng(seed)
+    pairs = []
+    m = 2 * scale
+    for i, path in enumerate(paths):
+        img = load_rgb(path)
+        for v in range(variants if not validation else 2):
+            h, w = img.shape[:2]
+            ch, cw = min(h, max_side) // m * m, min(w, max_side) // m * m
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            crop = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
+            if validation:
+                shot = BroadShot(kind="resized") if v == 0 else sample_shot(rng, resized_share=0.0)
+                scene = crop
+            else:
+                shot = sample_shot(rng, resized_share=resized_share)
+                scene = scene_defocus(colour_jitter(crop, rng), scale, rng, defocus_prob, defocus_max)
+            student = broad_student(scene, scale, shot)
+            camera = 0.0 if shot.kind == "resized" and (validation or rng.random() >= mislabel) else 1.0
+            pairs.append(Pair(hr=np.ascontiguousarray(scene, np.float32), lr=kind_plane(student, camera)))
+        if log and (i + 1) % 50 == 0:
+            log(f"broad pairs: {i + 1}/{len(paths)} images")
+    return pairs
+
+
 class PatchSampler:
     """Random aligned (lr, hr) patches with the 8 dihedral augmentations.
 
@@ -173,7 +216,7 @@ class PatchSampler:
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns (lr, hr) as float32 NCHW arrays."""
         s, p = self.scale, self.lr_patch
-        lrs = np.empty((size, 3, p, p), np.float32)
+        lrs = np.empty((size, self.pairs[0].lr.shape[2], p, p), np.float32)
         hrs = np.empty((size, 3, p * s, p * s), np.float32)
         for i, k in enumerate(self.rng.choice(len(self.pairs), size=size, p=self.prob)):
             pair = self.pairs[k]

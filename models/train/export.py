@@ -102,7 +102,9 @@ def _training(args, cfg: dict, state: dict, trainer: str, degradation: str, patc
     """A row's ``[models.training]`` table: how the checkpoint was made, in the same order for every task."""
     return {
         "command": args.training_command or f"python -m models.train.{trainer} --name {cfg['name']} ...",
-        "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]],
+        "data": [os.path.relpath(d, MODELS_DIR.parent) for d in cfg["data"]]
+        + [f"{d} (python -m models.train.teachers --out {d}: the photographs listed in models/data/teachers.toml)"
+           for d in cfg.get("extra_data") or []],
         "degradation": degradation, "iterations": state["iter"], "scheduled_iterations": cfg["iters"],
         "held_out": f"the last {cfg['val_count']} images of the data in sorted order (model selection)",
         "batch": cfg["batch"], patch_key: cfg["patch"], "loss": loss,
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
                    help="how the training pairs were made (default: from the checkpoint's config)")
     p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure")
     p.add_argument("--training-command", default="", help="the command that trained the checkpoint")
+    p.add_argument("--clean-model", default=None,
+                   help="(rlfn_cond) the row clean files are handed to instead of the network's clean mode")
     p.add_argument("--models-dir", type=pathlib.Path, default=MODELS_DIR, help="where the .onnx and manifest go")
     args = p.parse_args(argv)
     models_dir = args.models_dir
@@ -131,7 +135,7 @@ def main(argv=None) -> int:
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
     channels = {"bayer_rlfn": 8, "bayer_gamma_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5,
-                "lens_gamma_rlfn": 5}.get(state["arch"], 3)
+                "lens_gamma_rlfn": 5, "rlfn_cond": 4}.get(state["arch"], 3)
     export_onnx(model, onnx_path, channels=channels)
     folded = state["arch"] in ("denoise_rlfn", "lens_rlfn", "lens_gamma_rlfn")
     diff = check_against_torch(model, onnx_path, channels=channels, even=folded)
@@ -147,6 +151,11 @@ def main(argv=None) -> int:
     cfg = state["config"]
     scale = state["arch_kwargs"]["scale"]
     protocol = cfg.get("degradation", "bicubic")
+    if args.degradation is None and protocol == "broad":
+        args.degradation = ("broad family (truepix.simulate.family): editor-downsized renders (bicubic/Lanczos/"
+                            f"area, share {cfg.get('resized_share')}) labelled clean ({cfg.get('mislabel')} of them "
+                            "labelled camera), camera files and downsized camera photos labelled camera; "
+                            f"{cfg.get('camera_variants')} variants per image; held-out profile apsc24 never drawn")
     if args.degradation is None:
         args.degradation = ("bicubic (MATLAB imresize, antialiased)" if protocol == "bicubic" else
                             "camera (truepix.simulate: random camera profiles, held out: "
@@ -164,6 +173,17 @@ def main(argv=None) -> int:
         "training": _training(args, cfg, state, "train", args.degradation, "lr_patch", cfg.get("loss", "l1"),
                               {"held_out_val_psnr_y": round(state["val_psnr_y"], 3)}),
     }
+    if state["arch"] == "rlfn_cond":
+        # told the input kind (engine/inputkind.py): guarded as a bicubic model for clean files and as
+        # the camera models for camera files; "auto" asks the input-kind estimator
+        row.update(input="rgb+kind", anchor="srgb", anchor_tolerance=0.0, camera_anchor="linear",
+                   camera_anchor_tolerance=0.1, kind_model="input-kind")
+        if args.clean_model:
+            row["clean_model"] = args.clean_model
+        for key in ("val_clean", "val_camera"):
+            if key in state:
+                row["training"][f"held_out_{key}_psnr_y"] = round(state[key], 3)
+        protocol = "bicubic"
     if cfg.get("init"):
         row["training"]["initialised_from"] = os.path.relpath(cfg["init"], MODELS_DIR.parent)
     if args.eval:

@@ -35,9 +35,12 @@ class Schedule:
 
 def run_config(args) -> dict:
     """The command's arguments as JSON-able values (paths as strings), stored in every checkpoint."""
-    config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
-    config["data"] = [str(d) for d in args.data]
-    return config
+    def plain(v):
+        if isinstance(v, pathlib.Path):
+            return str(v)
+        return [plain(x) for x in v] if isinstance(v, list | tuple) else v
+
+    return {k: plain(v) for k, v in vars(args).items()}
 
 
 def start_run(args, tool: str, list_images: Callable) -> tuple[pathlib.Path, dict, list[pathlib.Path]]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.train import archs, loop, losses
-from models.train.data import PatchSampler, list_images, make_camera_pairs, make_pairs
+from models.train.data import PatchSampler, list_images, make_broad_pairs, make_camera_pairs, make_pairs
 from truepix.evaluate.metrics import sr_scores
 
 
@@ -36,8 +36,16 @@ def parse_args(argv=None):
     p.add_argument("--data", nargs="+", type=pathlib.Path, required=True)
     p.add_argument("--val-count", type=int, default=8, help="images held out (last N in sort order)")
     p.add_argument("--jitter", type=float, nargs="+", default=[1.0, 0.85, 0.7, 0.55])
-    p.add_argument("--degradation", choices=["bicubic", "camera"], default="bicubic",
-                   help="bicubic: the classic protocol; camera: simulated cameras (truepix.simulate)")
+    p.add_argument("--degradation", choices=["bicubic", "camera", "broad"], default="bicubic",
+                   help="bicubic: the classic protocol; camera: simulated cameras (truepix.simulate); broad: "
+                        "the broad family (truepix.simulate.family) with the input-kind plane (arch rlfn_cond)")
+    p.add_argument("--resized-share", type=float, default=0.35,
+                   help="(broad) share of students that are editor-downsized clean renders")
+    p.add_argument("--mislabel", type=float, default=0.25,
+                   help="(broad) share of downsized renders labelled as camera files")
+    p.add_argument("--extra-data", nargs="*", type=pathlib.Path, default=[],
+                   help="more teacher folders, for training only (the held-out images stay the last of --data)")
+    p.add_argument("--max-side", type=int, default=480, help="(broad) teacher crop side for large images")
     p.add_argument("--camera-variants", type=int, default=4, help="(camera) degraded copies per image")
     p.add_argument("--defocus-prob", type=float, default=0.3,
                    help="(camera) share of images with part of the scene out of focus (teacher and student)")
@@ -66,6 +74,11 @@ def parse_args(argv=None):
 
 
 def validate(model: torch.nn.Module, pairs, scale: int) -> float:
+    return float(np.mean(validate_each(model, pairs, scale)))
+
+
+def validate_each(model: torch.nn.Module, pairs, scale: int) -> list[float]:
+    """PSNR-Y of each held-out pair."""
     model.eval()
     scores = []
     with torch.no_grad():
@@ -74,13 +87,46 @@ def validate(model: torch.nn.Module, pairs, scale: int) -> float:
             y = model(x).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
             scores.append(sr_scores(y, pair.hr, border=scale)[0])
     model.train()
-    return float(np.mean(scores))
+    return scores
+
+
+def validation_scores(model: torch.nn.Module, pairs, scale: int, broad: bool) -> list[tuple[str, str, float]]:
+    """The loop's validation rows; a broad run also reports its clean (bicubic, kind 0) and camera
+    (kind 1) held-out pairs apart (``make_broad_pairs(validation=True)`` alternates them)."""
+    each = validate_each(model, pairs, scale)
+    rows = [("val_psnr_y", "val PSNR-Y", float(np.mean(each)))]
+    if broad:
+        rows += [("val_clean", "clean", float(np.mean(each[0::2]))),
+                 ("val_camera", "camera", float(np.mean(each[1::2])))]
+    return rows
+
+
+def _weights(checkpoint: pathlib.Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors by name; from a shipped ONNX model, its initialisers (the exporter keeps
+    the module's parameter names), so a fine-tune can start from a model whose run is gone."""
+    if checkpoint.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(checkpoint).graph
+        return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    return torch.load(checkpoint, map_location="cpu")["model"]
 
 
 def init_from(model: torch.nn.Module, checkpoint: pathlib.Path) -> str:
-    """Copy the checkpoint's tensors whose name and shape match ``model``'s; returns what was copied."""
-    theirs = torch.load(checkpoint, map_location="cpu")["model"]
+    """Copy the checkpoint's tensors whose name and shape match ``model``'s; returns what was copied.
+
+    A first convolution that takes more input planes than the checkpoint's (condition planes added
+    after the colours) gets the checkpoint's weights for the colours and zeros for the new planes,
+    so the new network starts as the old one whatever the condition says."""
+    theirs = _weights(checkpoint)
     ours = model.state_dict()
+    for k, v in list(theirs.items()):
+        if k in ours and v.ndim == 4 and ours[k].shape[0] == v.shape[0] and ours[k].shape[1] > v.shape[1] \
+                and ours[k].shape[2:] == v.shape[2:]:
+            wider = torch.zeros_like(ours[k])
+            wider[:, :v.shape[1]] = v
+            theirs[k] = wider
     taken = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     if not taken:
         sys.exit(f"train: {checkpoint} shares no tensor of matching shape with this model")
@@ -92,6 +138,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     run, config, files = loop.start_run(args, "train", list_images)
     train_files, val_files = files[:-args.val_count], files[-args.val_count:]
+    train_files += list_images(args.extra_data)
     t0 = time.time()
     if args.degradation == "camera":
         train_pairs = make_camera_pairs(train_files, args.scale, args.camera_variants, args.seed,
@@ -99,6 +146,13 @@ def main(argv=None) -> int:
                                         defocus_max=args.defocus_max, clean_share=args.clean_share,
                                         bicubic_share=args.bicubic_share)
         val_pairs = make_camera_pairs(val_files, args.scale, 1, args.seed + 1, tuple(args.exclude_profile))
+    elif args.degradation == "broad":
+        train_pairs = make_broad_pairs(train_files, args.scale, args.camera_variants, args.seed,
+                                       defocus_prob=args.defocus_prob, defocus_max=args.defocus_max,
+                                       max_side=args.max_side, resized_share=args.resized_share,
+                                       mislabel=args.mislabel)
+        val_pairs = make_broad_pairs(val_files, args.scale, 1, args.seed + 1, max_side=args.max_side,
+                                     validation=True)
     else:
         train_pairs = make_pairs(train_files, args.scale, tuple(args.jitter))
         val_pairs = make_pairs(val_files, args.scale)
@@ -106,7 +160,7 @@ def main(argv=None) -> int:
           f"built in {time.time() - t0:.0f}s", flush=True)
     sampler = PatchSampler(train_pairs, args.scale, args.patch, seed=args.seed)
 
-    depth = "blocks" if args.arch == "rlfn_anchor" else "body"
+    depth = "blocks" if args.arch in ("rlfn_anchor", "rlfn_cond") else "body"
     arch_kwargs = {"scale": args.scale, "channels": args.channels, depth: args.body}
     model = archs.build(args.arch, **arch_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -125,7 +179,8 @@ def main(argv=None) -> int:
         lr_np, hr_np = sampler.batch(args.batch)
         return loss_fn(model(torch.from_numpy(lr_np)), torch.from_numpy(hr_np))
 
-    best = loop.fit(model, opt, step, lambda: [("val_psnr_y", "val PSNR-Y", validate(model, val_pairs, args.scale))],
+    broad = args.degradation == "broad"
+    best = loop.fit(model, opt, step, lambda: validation_scores(model, val_pairs, args.scale, broad),
                     run, loop.Schedule(args.iters, args.lr, args.lr_min, args.ckpt_every),
                     {"arch": args.arch, "arch_kwargs": arch_kwargs, "config": config}, start, best)
     print(f"done: best val PSNR-Y {best:.3f} dB", flush=True)

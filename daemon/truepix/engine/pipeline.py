@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from truepix.colorimetry import linear_to_srgb, srgb_to_linear
-from truepix.engine import fidelity, models
+from truepix.engine import fidelity, inputkind, models
 from truepix.engine.restrain import restrain
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
@@ -107,7 +107,7 @@ def run_model(
     where the input is flat and noisy).
     """
     params = params or {}
-    if model.input not in ("rgb", "rgb+noise", "rgb+field"):
+    if model.input not in ("rgb", "rgb+noise", "rgb+field", "rgb+kind"):
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
                           "(it must be the first step of a recipe for RAW files)")
     sess = models.session(model, options.provider, options.threads)
@@ -124,7 +124,13 @@ def run_model(
         feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 2,), np.float32)
         feed[:, :, :-2] = pixels
         feed[:, :, -2:] = field_planes(*pixels.shape[:2], params.get("frame"))
-    folded = model.input in ("rgb+noise", "rgb+field")
+    elif model.input == "rgb+kind":  # the input kind, resolved by ``enhance`` (or given as "camera"/"clean")
+        kind = params["_kind"] if "_kind" in params else inputkind.resolve(model, pixels, params, options.provider,
+                                                                            options.threads)[0]
+        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
+        feed[:, :, :-1] = pixels
+        feed[:, :, -1] = kind
+    folded = model.input in ("rgb+noise", "rgb+field") and model.scale == 1
     restraint = restraint_of(model, pixels)
 
     def net(patch: np.ndarray) -> np.ndarray:
@@ -146,6 +152,8 @@ def run_model(
     if strength < 1.0:
         out *= np.float32(strength)
         out += np.float32(1 - strength) * pixels
+    if model.input == "rgb+kind" and inputkind.grain_of(model, params) > 0:
+        inputkind.put_back_grain(out, pixels, model.scale, inputkind.grain_of(model, params))
     return out
 
 
@@ -159,17 +167,28 @@ def _as_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
 
-def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, infos: list[models.ModelInfo]) -> float:
+def _guard_of(info: models.ModelInfo, kind: float | None) -> tuple[str, int, float]:
+    """(space, block, tolerance) of the guard after ``info``; a model told it upscales a camera file
+    (``rgb+kind`` = 1) is guarded as the camera-trained models are (``camera_anchor*`` in its row)."""
+    if info.input == "rgb+kind" and kind:
+        return (info.extra.get("camera_anchor", "linear"), int(info.extra.get("anchor_block", 16)),
+                float(info.extra.get("camera_anchor_tolerance", 0.1)))
+    return (info.extra.get("anchor", "srgb"), int(info.extra.get("anchor_block", 16)),
+            float(info.extra.get("anchor_tolerance", 0.0)))
+
+
+def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, guards: list[tuple[str, int, float]]) -> float:
     """The guard's correction, in the space the recipe's models were trained to keep means in.
 
     Both images come and go sRGB-encoded.  A model trained on the bicubic protocol keeps sRGB-encoded
     means (its degradation is defined there); a model trained on simulated cameras keeps *linear*
     means: it removes sensor noise, whose sRGB-encoded mean is biased (noise through the gamma curve,
     clipped at black), so anchoring to the noisy input's sRGB means would put that bias back.
+    ``guards``: each step's ``_guard_of``.
     """
-    space = "linear" if any(i.extra.get("anchor") == "linear" for i in infos) else "srgb"
-    block = max(int(i.extra.get("anchor_block", 16)) for i in infos)
-    tolerance = max(float(i.extra.get("anchor_tolerance", 0.0)) for i in infos)
+    space = "linear" if any(g[0] == "linear" for g in guards) else "srgb"
+    block = max(g[1] for g in guards)
+    tolerance = max(g[2] for g in guards)
     return fidelity.reanchor(current, source, scale, block, tolerance, linear=space == "linear")
 
 
@@ -209,22 +228,39 @@ def enhance(
     source = _as_rgb(pixels).astype(np.float32, copy=True)
     linear_to_srgb(source, out=source)
     current, space, total_scale = source, "srgb", 1
+    guards, kinds = [], {}
     for i, info in enumerate(infos):
         def tick(done: int, total: int, i=i) -> None:
             if progress:
                 progress((i + done / total) / len(infos))
 
+        params, kind = recipe.steps[i].params, None
+        if info.input == "rgb+kind":  # decided on the sRGB image the step receives, once for the photo
+            shown = current if space == "srgb" else linear_to_srgb(current.copy())
+            kind, p = inputkind.resolve(info, shown, params, options.provider, options.threads)
+            kinds["input_kind_camera"] = kind
+            if p is not None:
+                kinds["input_kind_p"] = round(p, 4)
+            clean = info.extra.get("clean_model")
+            if not kind and clean:  # a clean file goes to the row's clean specialist (models/README.md)
+                if clean not in table:
+                    raise RecipeError(f"{info.name}: its clean_model {clean!r} is not installed")
+                info = infos[i] = table[clean]
+                params = {k: v for k, v in params.items() if k not in ("input", "grain")}
+            else:
+                params = {**params, "_kind": kind}
+        guards.append(_guard_of(info, kind))
         if space != info.transfer:
             current = _convert_(current.copy() if current is source else current, space, info.transfer)
-        current, space = run_model(info, current, options, tick, recipe.steps[i].params), info.transfer
+        current, space = run_model(info, current, options, tick, params), info.transfer
         total_scale *= info.scale
     if current is source:
         current = source.copy()
     _convert_(current, space, "srgb")
     np.clip(current, 0.0, 1.0, out=current)
-    report: dict[str, float] = {}
+    report: dict[str, float] = dict(kinds)
     if recipe.guard:
-        report["anchor_max_correction"] = round(_reanchor(current, source, total_scale, infos), 5)
+        report["anchor_max_correction"] = round(_reanchor(current, source, total_scale, guards), 5)
         np.clip(current, 0.0, 1.0, out=current)
         report.update(fidelity.report(current, source, total_scale))
     del source

@@ -56,9 +56,14 @@ def fidelity_scores(out: np.ndarray, truth: np.ndarray, lr: np.ndarray, scale: i
     blocks of ``COLOUR_BLOCK`` input pixels, i.e. both downscaled to a grid the input resolves, as the
     daemon's fidelity report does) and back-projection PSNR of the output against its own input (dB)."""
     block = COLOUR_BLOCK * scale
-    shift = report(np.clip(out, 0, 1).astype(np.float32), truth.astype(np.float32), 1, block=block)
-    back = area_downscale(np.clip(out, 0, 1).astype(np.float32), scale)
-    return {"colour_shift": shift["colour_shift_mean"], "backprojection_psnr": psnr(back, lr)}
+    clipped = np.clip(out, 0, 1).astype(np.float32)
+    shift = report(clipped, truth.astype(np.float32), 1, block=block)
+    # against the input the method was given, as the daemon's report measures it: what the method
+    # itself changed (the colour error of the degradation, which no upscaler is asked to undo, aside)
+    own = report(clipped, np.asarray(lr, np.float32), scale, block=COLOUR_BLOCK)
+    back = area_downscale(clipped, scale)
+    return {"colour_shift": shift["colour_shift_mean"], "colour_shift_input": own["colour_shift_mean"],
+            "backprojection_psnr": psnr(back, lr)}
 
 
 # -- "no invention" -------------------------------------------------------------------------------
@@ -114,19 +119,23 @@ def unsharp(scale: int, amount: float, sigma: float):
     return up
 
 
-def tune_unsharp(train_files: list[pathlib.Path], scale: int, load) -> tuple[float, float]:
+def tune_unsharp(train_files: list[pathlib.Path], scale: int, load, degrade=None) -> tuple[float, float]:
     """The (amount, sigma) with the best mean PSNR-Y on camera-degraded training images.
 
     Training images get degradations from the held-out camera too (the baseline is tuned for the
-    conditions it is tested in, which favours it).
+    conditions it is tested in, which favours it).  ``degrade(truth, i) -> (truth, lr)`` replaces the
+    held-out camera with another degradation (e.g. ``independent.degrade_for_tuning``); it may change
+    the truth too (a defocused part).
     """
     from truepix.evaluate.metrics import sr_scores
 
+    if degrade is None:
+        def degrade(truth, i):
+            return truth, camera_lr(truth, scale, 50_000 + i)[0]
+
     cases = []
     for i, path in enumerate(train_files):
-        truth = crop_for(load(path), scale)
-        lr, _ = camera_lr(truth, scale, 50_000 + i)
-        cases.append((truth, lr))
+        cases.append(degrade(crop_for(load(path), scale), i))
     best, best_score = (0.0, 1.0), -np.inf
     for sigma in (0.8, 1.2, 1.6, 2.0, 2.5, 3.0, 4.0):
         for amount in (0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2):

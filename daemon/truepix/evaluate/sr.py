@@ -11,6 +11,11 @@ off so the guard's own effect is visible.
 - ``camera`` degradation: a held-out simulated camera (evaluate/camera.py);
   adds the true-to-life measures: colour shift against the ground truth,
   back-projection PSNR, and the "no invention" ratio on defocused regions.
+- ``independent`` degradation: a camera family built from settings training never
+  draws (evaluate/independent.py), with a defocused third in every frame; reports
+  the high-frequency energy there relative to plain bicubic's ("nothing invented in bokeh").
+- ``rawbin`` degradation: real RAW files (evaluate/rawbin.py): the full mosaic's render is
+  the truth, the 2x2-binned mosaic's render (same developer) the input.
 """
 
 from __future__ import annotations
@@ -40,15 +45,57 @@ def load_truth(path: pathlib.Path, scale: int) -> np.ndarray:
     return np.ascontiguousarray(img[:h, :w])
 
 
-def _model_upscaler(name: str, options: EngineOptions, guard: bool):
-    recipe = Recipe(name, (Step(name),), guard=guard)
+def _model_upscaler(name: str, options: EngineOptions, guard: bool, params: dict | None = None):
+    """The model through the real engine, with ``params`` as its step's parameters (a fresh copy per
+    image, so nothing the engine notes in them about one image carries over to the next)."""
 
     def up(img: np.ndarray) -> np.ndarray:
+        recipe = Recipe(name, (Step(name, dict(params or {})),), guard=guard)
         lin = srgb_to_linear(img)
         out = enhance(lin, None, recipe, options).pixels
         return linear_to_srgb(out, out=out)
 
     return up
+
+
+DEGRADATIONS = ("bicubic", "camera", "independent", "rawbin")
+HF_FLOOR = (1 / 255) ** 2 / 12  # 8-bit quantisation noise: high-frequency energy below it is invisible
+
+
+def _image_cases(files, scale, degradation):
+    """(name, truth, lr, defocus mask or None) for the protocols that start from ground-truth images."""
+    for index, path in enumerate(files):
+        if degradation == "bicubic":
+            truth = load_truth(path, scale)
+            lr = np.round(np.clip(imresize(truth, 1.0 / scale), 0, 1) * 255.0).astype(np.float32) / 255.0
+            yield path.name, truth, lr, None
+        elif degradation == "camera":
+            from truepix.evaluate import camera
+
+            truth = camera.crop_for(load_truth(path, 1), scale)
+            yield path.name, truth, camera.camera_lr(truth, scale, index)[0], None
+        else:
+            from truepix.evaluate import camera, independent
+
+            truth, lr, mask, _ = independent.independent_lr(camera.crop_for(load_truth(path, 1), scale), scale, index)
+            yield path.name, truth, lr, mask
+
+
+def _unsharp_baseline(unsharp_from: pathlib.Path, scale: int, degradation: str):
+    """(label, upscaler, note) of bicubic + unsharp mask tuned on the first 12 training images under
+    ``degradation`` (rawbin: under the independent camera, which has no RAW training images)."""
+    from truepix.evaluate import camera, independent
+
+    train = sorted(p for p in unsharp_from.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:12]
+    if not train:
+        raise SystemExit(f"truepix: eval: no training images in {unsharp_from}")
+    degrade = None if degradation == "camera" else independent.degrade_for_tuning(scale)
+    amount, sigma = camera.tune_unsharp(train, scale, lambda p: load_truth(p, 1), degrade)
+    under = "held-out camera" if degradation == "camera" else "independent camera"
+    note = f"{unsharp_from.name}: first {len(train)} images"
+    if degradation != "camera":
+        note += f", tuned under the {under}"
+    return f"bicubic + unsharp ({amount:g}, {sigma:g} px)", camera.unsharp(scale, amount, sigma), note
 
 
 def evaluate_upscale(
@@ -60,72 +107,117 @@ def evaluate_upscale(
     limit: int | None = None,
     degradation: str = "bicubic",
     unsharp_from: pathlib.Path | None = None,
+    params: dict | None = None,
+    max_half_pixels: int | None = None,
 ) -> dict:
     """Score every method on every image in ``data``.
 
-    ``unsharp_from``: (camera protocol) training images to tune the bicubic +
-    unsharp-mask baseline on.
+    ``degradation``: bicubic, camera (evaluate/camera.py), independent (evaluate/independent.py) or
+    rawbin (evaluate/rawbin.py: ``data`` holds RAW files).  ``unsharp_from``: (camera, independent,
+    rawbin) training images to tune the bicubic + unsharp-mask baseline on.  ``params``: the step
+    parameters every model runs with.  ``max_half_pixels``: (rawbin) the half render's crop limit.
 
     Returns ``{"task", "scale", "dataset", "degradation", "images", "results":
-    {METHOD: {"psnr", "ssim", "seconds"[, "colour_shift", "backprojection_psnr",
-    "invention_ratio"]}}}``: means over the images (dB, SSIM, CIEDE2000) and
-    total seconds spent upscaling.
+    {METHOD: {"psnr", "ssim", "seconds"[, "colour_shift", "colour_shift_input", "backprojection_psnr",
+    "invention_ratio" | "bokeh_hf_ratio"]}}}``: means over the images (dB, SSIM, CIEDE2000) and
+    total seconds spent upscaling.  independent adds "independent_family" and "bokeh_truth_ratio";
+    rawbin adds "per_file", "skipped" {file: reason}, "crops" and "developer".
     """
-    if degradation not in ("bicubic", "camera"):
-        raise SystemExit(f"truepix: eval: unknown degradation {degradation!r} (bicubic or camera)")
-    files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not files:
-        raise SystemExit(f"truepix: eval: no images in {data}")
-    methods = {"bicubic": baselines.bicubic(scale), "lanczos": baselines.lanczos(scale)}
+    if degradation not in DEGRADATIONS:
+        raise SystemExit(f"truepix: eval: unknown degradation {degradation!r} ({', '.join(DEGRADATIONS)})")
     extra: dict = {}
-    if degradation == "camera" and unsharp_from is not None:
-        from truepix.evaluate import camera
+    if degradation == "rawbin":
+        from truepix.evaluate import rawbin
 
-        train = sorted(p for p in unsharp_from.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:12]
-        amount, sigma = camera.tune_unsharp(train, scale, lambda p: load_truth(p, 1))
-        methods[f"bicubic + unsharp ({amount:g}, {sigma:g} px)"] = camera.unsharp(scale, amount, sigma)
-        extra["unsharp_tuned_on"] = f"{unsharp_from.name}: first {len(train)} images"
+        if scale != 2:
+            raise SystemExit("truepix: eval: the rawbin protocol bins 2x2 and tests x2 only (use --scale 2)")
+        files = rawbin.raw_files(data)[:limit]
+        if not files:
+            raise SystemExit(f"truepix: eval: no files in {data}")
+        skipped, crops = {}, {}
+        cases = ((n, t, lr, None) for n, t, lr in rawbin.cases(
+            files, scale, skipped, crops, max_half_pixels or rawbin.MAX_HALF_PIXELS))
+    else:
+        files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        if not files:
+            raise SystemExit(f"truepix: eval: no images in {data}")
+        cases = _image_cases(files, scale, degradation)
+    methods = {"bicubic": baselines.bicubic(scale), "lanczos": baselines.lanczos(scale)}
+    if degradation != "bicubic" and unsharp_from is not None:
+        label, up, extra["unsharp_tuned_on"] = _unsharp_baseline(unsharp_from, scale, degradation)
+        methods[label] = up
     table = engine_models.load_manifest()
     names = models or [m.name for m in table.values() if m.task == "upscale" and m.scale == scale]
     for name in names:
-        methods[name] = _model_upscaler(name, options, guard=True)
-        methods[f"{name} (no guard)"] = _model_upscaler(name, options, guard=False)
+        methods[name] = _model_upscaler(name, options, guard=True, params=params)
+        methods[f"{name} (no guard)"] = _model_upscaler(name, options, guard=False, params=params)
     if peer_dir is not None:
         for peer, path in baselines.find_peers(peer_dir, scale).items():
             methods[f"opencv {peer}"] = baselines.opencv_peer(path, scale)
     scores: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = {m: 0.0 for m in methods}
-    for index, path in enumerate(files):
-        if degradation == "bicubic":
-            truth = load_truth(path, scale)
-            lr = np.round(np.clip(imresize(truth, 1.0 / scale), 0, 1) * 255.0).astype(np.float32) / 255.0
-        else:
-            from truepix.evaluate import camera
-
-            truth = camera.crop_for(load_truth(path, 1), scale)
-            lr, _ = camera.camera_lr(truth, scale, index)
+    per_file: dict[str, dict] = {}
+    truth_ratios = []
+    for index, (name_, truth, lr, mask) in enumerate(cases):
+        outputs = {}
         for name, up in methods.items():
             t0 = time.perf_counter()
             out = up(lr)
             seconds[name] += time.perf_counter() - t0
             p, s = sr_scores(out, truth, border=scale)
             row = {"psnr": p, "ssim": s}
-            if degradation == "camera":
+            if degradation != "bicubic":
+                from truepix.evaluate import camera
+
                 row.update(camera.fidelity_scores(out, truth, lr, scale))
             scores[name].append(row)
+            if mask is not None:
+                outputs[name] = out
         if degradation == "camera":
             _no_invention(truth, scale, index, methods, scores)
+        elif mask is not None:
+            truth_ratios.append(_bokeh_ratios(truth, mask, scale, outputs, scores))
+        if degradation == "rawbin":
+            per_file[name_] = {m: {k: round(float(v), 4) for k, v in rows[-1].items()} for m, rows in scores.items()}
+    evaluated = len(scores["bicubic"])
+    if not evaluated:
+        raise SystemExit(f"truepix: eval: nothing in {data} could be evaluated"
+                         + (f" (skipped: {skipped})" if degradation == "rawbin" else ""))
     results = {}
     for name, rows in scores.items():
         results[name] = {key: round(float(np.nanmean([r[key] for r in rows])), 4) for key in rows[0]}
         results[name]["seconds"] = round(seconds[name], 3)
     out = {"task": "upscale", "scale": scale, "dataset": data.name, "degradation": degradation,
-           "images": len(files), "results": results, **extra}
+           "images": evaluated, "results": results, **extra}
+    if params:
+        out["params"] = params
     if degradation == "camera":
         from truepix.evaluate import camera
 
         out["held_out_camera"] = camera.HELD_OUT
+    elif degradation == "independent":
+        from truepix.evaluate import independent
+
+        out["independent_family"] = independent.FAMILY
+        out["bokeh_truth_ratio"] = round(float(np.nanmean(truth_ratios)), 4)
+    elif degradation == "rawbin":
+        from truepix.evaluate import rawbin
+
+        out.update(per_file=per_file, skipped=skipped, crops=crops, developer=rawbin.DEVELOPER,
+                   max_half_pixels=max_half_pixels or rawbin.MAX_HALF_PIXELS)
     return out
+
+
+def _bokeh_ratios(truth, mask, scale, outputs, scores) -> float:
+    """Each method's high-frequency energy in the defocused third over plain bicubic's (the
+    independent protocol's "nothing invented in bokeh" measure: <= 1 means no more fine detail than
+    bicubic makes there).  Returns the (blurred) truth's own ratio, for reference."""
+    from truepix.evaluate import camera
+
+    ref = camera.high_frequency_energy(outputs["bicubic"], mask, scale) + HF_FLOOR
+    for name, out in outputs.items():
+        scores[name][-1]["bokeh_hf_ratio"] = (camera.high_frequency_energy(out, mask, scale) + HF_FLOOR) / ref
+    return (camera.high_frequency_energy(truth, mask, scale) + HF_FLOOR) / ref
 
 
 def _no_invention(truth, scale, index, methods, scores) -> None:
@@ -139,7 +231,7 @@ def _no_invention(truth, scale, index, methods, scores) -> None:
 
     blurred, mask = camera.defocused_truth(truth, scale, index)
     lr, _ = camera.camera_lr(blurred, scale, index, iso_range=(100, 100), jpeg_prob=0.0)
-    floor = (1 / 255) ** 2 / 12
+    floor = HF_FLOOR
     ref = camera.high_frequency_energy(blurred, mask, scale)
     for name, up in methods.items():
         got = camera.high_frequency_energy(up(lr), mask, scale)
@@ -147,19 +239,45 @@ def _no_invention(truth, scale, index, methods, scores) -> None:
 
 
 def format_table(result: dict) -> str:
-    """Markdown table of an ``evaluate_upscale`` result."""
-    camera = result.get("degradation") == "camera"
+    """Markdown table of an ``evaluate_upscale`` result (rawbin: also PSNR-Y per file, and what was skipped)."""
+    deg = result.get("degradation", "bicubic")
     title = f"{result['dataset']} x{result['scale']} ({result['images']} images"
-    title += f", camera protocol, held-out profile {result['held_out_camera']})" if camera else ")"
+    title += {"camera": f", camera protocol, held-out profile {result.get('held_out_camera')})",
+              "independent": ", independent camera protocol)",
+              "rawbin": ", real RAWs binned 2x2, same developer for both)"}.get(deg, ")")
     head = "| method | PSNR-Y (dB) | SSIM-Y |"
     rule = "|---|---:|---:|"
-    if camera:
-        head += " colour shift (ΔE00) | back-projection (dB) | invention ratio |"
+    if deg != "bicubic":
+        head += " colour shift vs truth (ΔE00) | colour shift vs input (ΔE00) | back-projection (dB) |"
         rule += "---:|---:|---:|"
+    last = {"camera": ("invention ratio", "invention_ratio"),
+            "independent": ("bokeh HF / bicubic", "bokeh_hf_ratio")}.get(deg)
+    if last:
+        head += f" {last[0]} |"
+        rule += "---:|"
     lines = [title, "", head + " seconds |", rule + "---:|"]
     for name, r in result["results"].items():
         line = f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} |"
-        if camera:
-            line += f" {r['colour_shift']:.2f} | {r['backprojection_psnr']:.1f} | {r['invention_ratio']:.2f} |"
+        if deg != "bicubic":
+            line += f" {r['colour_shift']:.2f} | {r.get('colour_shift_input', float('nan')):.2f} |" \
+                    f" {r['backprojection_psnr']:.1f} |"
+        if last:
+            line += f" {r[last[1]]:.2f} |"
         lines.append(line + f" {r['seconds']:.2f} |")
+    if deg == "independent":
+        lines += ["", f"ground truth's own bokeh HF / bicubic: {result['bokeh_truth_ratio']:.2f}"]
+    if result.get("unsharp_tuned_on"):
+        lines += ["", f"unsharp mask tuned on {result['unsharp_tuned_on']}"]
+    if deg == "rawbin":
+        files = list(result["per_file"])
+        lines += ["", "PSNR-Y (dB) / SSIM-Y per file (centred crop of the half render, top left height width "
+                      "of the full mosaic's crop in brackets)", "",
+                  "| method | " + " | ".join(f"{f} {tuple(result['crops'][f]['crop'])}" for f in files) + " |",
+                  "|---|" + "---:|" * len(files)]
+        for name in result["results"]:
+            cells = [f"{result['per_file'][f][name]['psnr']:.2f} / {result['per_file'][f][name]['ssim']:.4f}"
+                     for f in files]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for f, why in result["skipped"].items():
+            lines.append(f"skipped {f}: {why}")
     return "\n".join(lines)
