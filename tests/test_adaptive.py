@@ -9,7 +9,8 @@ from PIL import Image
 from truepix.colorimetry import linear_to_srgb, srgb_to_linear
 from truepix.engine import models
 from truepix.engine.fidelity import area_downscale
-from truepix.engine.inputkind import estimate
+from truepix.engine import inputkind
+from truepix.engine.inputkind import camera_weight, estimate
 from truepix.engine.pipeline import enhance
 from truepix.errors import RecipeError
 from truepix.evaluate.metrics import psnr, sr_scores
@@ -27,8 +28,8 @@ def _sample() -> np.ndarray:
     return np.ascontiguousarray(a[:a.shape[0] // 4 * 4, :a.shape[1] // 4 * 4])
 
 
-def _up(lr_srgb: np.ndarray, **params) -> tuple[np.ndarray, dict]:
-    result = enhance(srgb_to_linear(lr_srgb), None, Recipe("t", (Step(MODEL, params),)))
+def _up(lr_srgb: np.ndarray, guard: bool = True, **params) -> tuple[np.ndarray, dict]:
+    result = enhance(srgb_to_linear(lr_srgb), None, Recipe("t", (Step(MODEL, params),), guard=guard))
     return linear_to_srgb(result.pixels), result.fidelity
 
 
@@ -76,7 +77,28 @@ def test_auto_tells_a_downsized_render_from_a_noisy_camera_file():
     assert estimate(info, rendered) < 0.5
     assert estimate(info, _camera_file(truth)) > 0.5
     _, report = _up(_camera_file(truth))
-    assert report["input_kind_camera"] == 1.0 and report["input_kind_p"] > 0.5
+    assert report["input_kind_p"] > 0.5 and report["input_kind_camera"] == round(camera_weight(report["input_kind_p"]), 4)
+
+
+def test_the_camera_share_is_0_below_the_unsure_band_1_above_it_and_linear_within():
+    assert camera_weight(0.0) == camera_weight(0.49) == 0.0
+    assert camera_weight(0.9) == camera_weight(1.0) == 1.0
+    assert camera_weight(0.7) == pytest.approx(0.5) and camera_weight(0.6) == pytest.approx(0.25)
+
+
+def test_an_unsure_estimate_blends_the_clean_and_the_camera_upscales(monkeypatch):
+    lr = np.round(np.clip(imresize(_sample()[:128, :160], 0.5), 0, 1) * 255) / 255
+    clean, _ = _up(lr, guard=False, input="clean")
+    camera, _ = _up(lr, guard=False, input="camera")
+    monkeypatch.setattr(inputkind, "estimate", lambda *a, **k: 0.6)  # a quarter of the way into the band
+    result = enhance(srgb_to_linear(lr), None, Recipe("t", (Step(MODEL, {}),), guard=False))
+    blended = linear_to_srgb(result.pixels)
+    assert result.fidelity == {"input_kind_camera": 0.25, "input_kind_p": 0.6}
+    assert result.models == ["upscale-x2@1 x0.75 + upscale-x2-adaptive@1 x0.25"]
+    inside = ((np.minimum(clean, camera) > 1e-3) & (np.maximum(clean, camera) < 1 - 1e-3)).all(axis=2)  # unclipped
+    assert inside.mean() > 0.9
+    assert np.abs(blended - (0.75 * clean + 0.25 * camera))[inside].max() < 1e-4
+    assert np.abs(blended - clean).max() > 0.01  # and it is neither of the two
 
 
 def test_grain_puts_back_a_share_of_what_was_removed():

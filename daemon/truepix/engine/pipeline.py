@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -125,8 +126,8 @@ def run_model(
         feed[:, :, :-2] = pixels
         feed[:, :, -2:] = field_planes(*pixels.shape[:2], params.get("frame"))
     elif model.input == "rgb+kind":  # the input kind, resolved by ``enhance`` (or given as "camera"/"clean")
-        kind = params["_kind"] if "_kind" in params else inputkind.resolve(model, pixels, params, options.provider,
-                                                                            options.threads)[0]
+        kind = params["_kind"] if "_kind" in params else float(
+            inputkind.resolve(model, pixels, params, options.provider, options.threads)[0] >= 0.5)
         feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
         feed[:, :, :-1] = pixels
         feed[:, :, -1] = kind
@@ -175,6 +176,36 @@ def _guard_of(info: models.ModelInfo, kind: float | None) -> tuple[str, int, flo
                 float(info.extra.get("camera_anchor_tolerance", 0.1)))
     return (info.extra.get("anchor", "srgb"), int(info.extra.get("anchor_block", 16)),
             float(info.extra.get("anchor_tolerance", 0.0)))
+
+
+def _kind_branches(info: models.ModelInfo, params: dict, weight: float,
+                   table: dict) -> list[tuple[models.ModelInfo, dict, float, float]]:
+    """The runs an ``rgb+kind`` step makes for a camera share ``weight``: (model, params, plane, share).
+
+    A clean file goes to the row's ``clean_model`` when it names one (models/README.md), else through
+    the same network told 0; a camera file through the network told 1, with the step's grain; a photo
+    the estimator is unsure of (0 < weight < 1) both ways, blended by ``enhance``."""
+    inputkind.grain_of(info, params)  # a bad grain is an error whichever way the photo goes
+    runs = []
+    if weight < 1:
+        clean = info.extra.get("clean_model")
+        if clean and clean not in table:
+            raise RecipeError(f"{info.name}: its clean_model {clean!r} is not installed")
+        if clean:
+            runs.append((table[clean], {k: v for k, v in params.items() if k not in ("input", "grain")}, 0.0,
+                         1 - weight))
+        else:
+            runs.append((info, {**params, "_kind": 0.0, "grain": 0.0}, 0.0, 1 - weight))
+    if weight > 0:
+        runs.append((info, {**params, "_kind": 1.0}, 1.0, weight))
+    return runs
+
+
+def _blend_guards(guards: list[tuple[tuple[str, int, float], float]]) -> tuple[str, int, float]:
+    """One guard for a blend of runs: the space of the larger share, the larger block and the
+    share-weighted tolerance."""
+    (space, _, _), _ = max(guards, key=lambda g: g[1])
+    return (space, max(g[1] for g, _ in guards), sum(g[2] * w for g, w in guards))
 
 
 def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, guards: list[tuple[str, int, float]]) -> float:
@@ -229,30 +260,37 @@ def enhance(
     linear_to_srgb(source, out=source)
     current, space, total_scale = source, "srgb", 1
     guards, kinds = [], {}
+    labels = [info.label for info in infos]
     for i, info in enumerate(infos):
-        def tick(done: int, total: int, i=i) -> None:
+        def tick(done: int, total: int, i=i, part=0, parts=1) -> None:
             if progress:
-                progress((i + done / total) / len(infos))
+                progress((i + (part + done / total) / parts) / len(infos))
 
-        params, kind = recipe.steps[i].params, None
-        if info.input == "rgb+kind":  # decided on the sRGB image the step receives, once for the photo
+        params = recipe.steps[i].params
+        if info.input != "rgb+kind":
+            guards.append(_guard_of(info, None))
+            if space != info.transfer:
+                current = _convert_(current.copy() if current is source else current, space, info.transfer)
+            current, space = run_model(info, current, options, tick, params), info.transfer
+        else:  # decided on the sRGB image the step receives, once for the photo
             shown = current if space == "srgb" else linear_to_srgb(current.copy())
-            kind, p = inputkind.resolve(info, shown, params, options.provider, options.threads)
-            kinds["input_kind_camera"] = kind
+            weight, p = inputkind.resolve(info, shown, params, options.provider, options.threads)
+            kinds["input_kind_camera"] = round(weight, 4)
             if p is not None:
                 kinds["input_kind_p"] = round(p, 4)
-            clean = info.extra.get("clean_model")
-            if not kind and clean:  # a clean file goes to the row's clean specialist (models/README.md)
-                if clean not in table:
-                    raise RecipeError(f"{info.name}: its clean_model {clean!r} is not installed")
-                info = infos[i] = table[clean]
-                params = {k: v for k, v in params.items() if k not in ("input", "grain")}
-            else:
-                params = {**params, "_kind": kind}
-        guards.append(_guard_of(info, kind))
-        if space != info.transfer:
-            current = _convert_(current.copy() if current is source else current, space, info.transfer)
-        current, space = run_model(info, current, options, tick, params), info.transfer
+            branches = _kind_branches(info, params, weight, table)
+            labels[i] = " + ".join(f"{b.label} x{w:.2f}" if len(branches) > 1 else b.label
+                                   for b, _, _, w in branches)
+            guards.append(_blend_guards([(_guard_of(b, k), w) for b, _, k, w in branches]))
+            outs = []
+            for j, (b, bparams, _, w) in enumerate(branches):
+                x = current if space == b.transfer else _convert_(current.copy(), space, b.transfer)
+                out = run_model(b, x, options, partial(tick, part=j, parts=len(branches)), bparams)
+                outs.append((_convert_(out, b.transfer, "srgb"), w))
+            current, space = outs[0][0], "srgb"
+            if len(outs) == 2:  # the uncertain band: (1 - w) clean + w camera, in sRGB-encoded values
+                current *= np.float32(outs[0][1])
+                current += np.float32(outs[1][1]) * outs[1][0]
         total_scale *= info.scale
     if current is source:
         current = source.copy()
@@ -269,4 +307,4 @@ def enhance(
         current = current.mean(axis=2, keepdims=True, dtype=np.float32)
     if alpha is not None and total_scale != 1:
         alpha = np.clip(imresize(alpha, float(total_scale)), 0.0, 1.0).astype(np.float32)
-    return Enhanced(current, alpha, [i.label for i in infos], report, time.perf_counter() - t0)
+    return Enhanced(current, alpha, labels, report, time.perf_counter() - t0)
