@@ -184,6 +184,9 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
     info = models.get_model(method[: -len(NETWORK_ONLY)])
     sess = models.session(info, provider, threads)
     name = sess.get_inputs()[0].name
+    planes = sess.get_inputs()[0].shape[1]
+    if isinstance(planes, int) and planes > img.shape[2]:  # e.g. rgb+kind: the input-kind plane (1 = camera)
+        img = np.concatenate([img, np.ones(img.shape[:2] + (planes - img.shape[2],), np.float32)], axis=2)
     h, w = img.shape[:2]
     pad = max(info.receptive_radius, EngineOptions().overlap)
     ys, xs = tile_starts(h, tile, 8), tile_starts(w, tile, 8)

@@ -52,9 +52,11 @@ def _model_upscaler(name: str, options: EngineOptions, guard: bool, params: dict
     def up(img: np.ndarray) -> np.ndarray:
         recipe = Recipe(name, (Step(name, dict(params or {})),), guard=guard)
         lin = srgb_to_linear(img)
-        out = enhance(lin, None, recipe, options).pixels
-        return linear_to_srgb(out, out=out)
+        result = enhance(lin, None, recipe, options)
+        up.report = result.fidelity  # the last image's: what "input = auto" decided, for the JSON
+        return linear_to_srgb(result.pixels, out=result.pixels)
 
+    up.report = {}
     return up
 
 
@@ -121,7 +123,9 @@ def evaluate_upscale(
     {METHOD: {"psnr", "ssim", "seconds"[, "colour_shift", "colour_shift_input", "backprojection_psnr",
     "invention_ratio" | "bokeh_hf_ratio"]}}}``: means over the images (dB, SSIM, CIEDE2000) and
     total seconds spent upscaling.  independent adds "independent_family" and "bokeh_truth_ratio";
-    rawbin adds "per_file", "skipped" {file: reason}, "crops" and "developer".
+    rawbin adds "per_file", "skipped" {file: reason}, "crops" and "developer".  A model told the input
+    kind (``input = "auto"``) adds "input_kind" {METHOD: counts of images upscaled as clean, blended
+    and camera, and each image's estimate "p" and "camera_share"}.
     """
     if degradation not in DEGRADATIONS:
         raise SystemExit(f"truepix: eval: unknown degradation {degradation!r} ({', '.join(DEGRADATIONS)})")
@@ -158,6 +162,7 @@ def evaluate_upscale(
     seconds = {m: 0.0 for m in methods}
     per_file: dict[str, dict] = {}
     truth_ratios = []
+    kinds: dict[str, dict[str, list[float]]] = {}  # an input-kind model's estimate and camera share per image
     for index, (name_, truth, lr, mask) in enumerate(cases):
         outputs = {}
         for name, up in methods.items():
@@ -171,6 +176,8 @@ def evaluate_upscale(
 
                 row.update(camera.fidelity_scores(out, truth, lr, scale))
             scores[name].append(row)
+            if "input_kind_p" in getattr(up, "report", {}) and not name.endswith("(no guard)"):
+                kinds.setdefault(name, {})[name_] = [up.report["input_kind_p"], up.report["input_kind_camera"]]
             if mask is not None:
                 outputs[name] = out
         if degradation == "camera":
@@ -191,6 +198,12 @@ def evaluate_upscale(
            "images": evaluated, "results": results, **extra}
     if params:
         out["params"] = params
+    if kinds:
+        out["input_kind"] = {name: {
+            "clean": sum(w == 0 for _, w in per.values()), "blended": sum(0 < w < 1 for _, w in per.values()),
+            "camera": sum(w == 1 for _, w in per.values()), "per_image": {k: {"p": p, "camera_share": w}
+                                                                           for k, (p, w) in per.items()}}
+            for name, per in kinds.items()}
     if degradation == "camera":
         from truepix.evaluate import camera
 
@@ -268,6 +281,9 @@ def format_table(result: dict) -> str:
         lines += ["", f"ground truth's own bokeh HF / bicubic: {result['bokeh_truth_ratio']:.2f}"]
     if result.get("unsharp_tuned_on"):
         lines += ["", f"unsharp mask tuned on {result['unsharp_tuned_on']}"]
+    for name, k in result.get("input_kind", {}).items():
+        lines += ["", f"{name}, input = auto: {k['clean']} upscaled as clean, {k['blended']} blended, "
+                      f"{k['camera']} as camera files"]
     if deg == "rawbin":
         files = list(result["per_file"])
         lines += ["", "PSNR-Y (dB) / SSIM-Y per file (centred crop of the half render, top left height width "
