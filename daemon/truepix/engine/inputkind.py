@@ -9,8 +9,8 @@ names (``kind_model``, trained by ``models/train/train_kind.py``) on a few crops
 "auto" does not bet the photo on an uncertain answer.  Below ``UNSURE`` (p = 0.5) the photo is
 upscaled as a clean file; from ``SURE`` (p = 0.9) as a camera file; in between both ways, and the
 two results are blended with the camera share rising linearly from 0 to 1 across the band
-(``camera_weight``).  On simulated students the estimator never saw, clean files score p < 0.26 in
-95 of 100 and camera files p > 0.94 in 75 of 100, so the band holds few photos of either kind,
+(``camera_weight``).  On simulated students the estimator never saw, clean files score p < 0.27 in
+95 of 100 and camera files p >= 0.89 in 75 of 100, so the band holds few photos of either kind,
 and only those pay for two passes (models/README.md, input-kind).
 
 ``grain`` (0..1) puts back that share of what the upscaler removed from the input (its noise, for
