@@ -77,7 +77,8 @@ def test_auto_tells_a_downsized_render_from_a_noisy_camera_file():
     assert estimate(info, rendered) < 0.5
     assert estimate(info, _camera_file(truth)) > 0.5
     _, report = _up(_camera_file(truth))
-    assert report["input_kind_p"] > 0.5 and report["input_kind_camera"] == round(camera_weight(report["input_kind_p"]), 4)
+    p = report["input_kind_p"]
+    assert p > 0.5 and report["input_kind_camera"] == round(camera_weight(p), 4)
 
 
 def test_the_camera_share_is_0_below_the_unsure_band_1_above_it_and_linear_within():

@@ -163,7 +163,7 @@ def test_recipes_endpoint(daemon):
     code, body = daemon.request("GET", "/v1/recipes")
     assert code == 200 and body["default"] == "upscale"
     up = next(r for r in body["recipes"] if r["name"] == "upscale")
-    assert up["steps"] == [{"model": "upscale-x2"}] and up["format"] == "tiff" and up["input"] == "rgb"
+    assert up["steps"] == [{"model": "upscale-x2-adaptive"}] and up["format"] == "tiff" and up["input"] == "rgb"
 
 
 def test_submit_inline_recipe_and_output_dir(daemon, tmp_path):

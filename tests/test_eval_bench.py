@@ -65,7 +65,8 @@ def test_eval_camera_protocol_reports_the_true_to_life_measures(tmp_path, capsys
     unsharp = [m for m in methods if m.startswith("bicubic + unsharp")]
     assert len(unsharp) == 1 and "upscale-x2" in methods
     for r in methods.values():
-        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "backprojection_psnr", "invention_ratio"}
+        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "colour_shift_input", "backprojection_psnr",
+                          "invention_ratio"}
         assert r["colour_shift"] >= 0 and r["invention_ratio"] > 0
     # Bicubic cannot add detail the defocused truth lacks: its ratio is about 1.
     assert 0.8 < methods["bicubic"]["invention_ratio"] < 1.2

@@ -151,7 +151,8 @@ def test_evaluate_upscale_independent_smoke(tmp_path):
     methods = result["results"]
     assert {"bicubic", "lanczos", "upscale-x2", "upscale-x2 (no guard)"} == set(methods)
     for r in methods.values():
-        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "backprojection_psnr", "bokeh_hf_ratio"}
+        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "colour_shift_input", "backprojection_psnr",
+                          "bokeh_hf_ratio"}
         assert r["bokeh_hf_ratio"] > 0 and 0 < r["ssim"] <= 1
     assert methods["bicubic"]["bokeh_hf_ratio"] == 1.0
     assert 0 < result["bokeh_truth_ratio"]
@@ -168,7 +169,7 @@ def test_evaluate_upscale_rawbin_smoke():
         top, left, h, w = crop["crop"]
         assert (h // 2) * (w // 2) <= 20_000 and name in result["per_file"]
     for r in result["results"].values():
-        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "backprojection_psnr"}
+        assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "colour_shift_input", "backprojection_psnr"}
         assert 20 < r["psnr"] < 60
     table = format_table(result)
     assert "per file" in table and all(f"skipped {f}" in table for f in result["skipped"])

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from truepix.recipes import BUILTIN, Recipe, Step
-from truepix.service.queue import MAX_ATTEMPTS, JobQueue, QueueError
+from truepix.service.queue import MAX_CRASHES, JobQueue, QueueError
 
 UPSCALE = BUILTIN["upscale"]
 
@@ -32,7 +32,8 @@ def test_wal_mode_and_fifo(tmp_path):
     assert (ja.state, jb.state) == ("queued", "queued") and jb.id > ja.id
     assert sqlite3.connect(tmp_path / "q.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     first = q.claim()
-    assert first.id == ja.id and first.state == "running" and first.attempts == 1
+    assert first.id == ja.id and first.state == "running" and first.attempts == 0  # claimed, not begun
+    assert q.begin(ja.id).attempts == 1
     assert q.claim().id == jb.id
     assert q.claim() is None
     done = q.finish(ja.id, ["/x/out.tif"], seconds=1.5)
@@ -41,7 +42,7 @@ def test_wal_mode_and_fifo(tmp_path):
     # the row holds what the issue lists: path, size, mtime, content hash, recipe, timestamps
     row = q.get(jb.id)
     assert row.size == b.stat().st_size and row.mtime_ns == b.stat().st_mtime_ns and len(row.sha256) == 64
-    assert row.recipe["steps"] == [{"model": "upscale-x2"}] and row.created <= row.started
+    assert row.recipe["steps"] == [{"model": "upscale-x2-adaptive"}] and row.created <= row.started
 
 
 def _claim_all(path, out_q):
@@ -148,7 +149,8 @@ def test_recover_after_a_crash(tmp_path):
     leftover.write_bytes(b"half a file")
     out_b.write_bytes(b"a whole output, published by rename")
     db = sqlite3.connect(path)
-    db.execute("UPDATE jobs SET attempts = ? WHERE id = ?", (MAX_ATTEMPTS, jc.id))
+    db.execute("UPDATE jobs SET crashes = ?, inferring = 1 WHERE id IN (?, ?)", (MAX_CRASHES - 1, jc.id, ja.id))
+    db.execute("UPDATE jobs SET crashes = 0 WHERE id = ?", (ja.id,))
     db.commit()
     db.close()
 
@@ -165,6 +167,7 @@ def test_release_puts_the_job_back_at_the_head(tmp_path):
     a, b = _files(tmp_path, 2)
     ja, _ = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
     q.claim()
+    q.begin(ja.id)
     back = q.release(ja.id)
     assert back.state == "queued" and back.attempts == 0 and back.started is None
     assert q.claim().id == ja.id
@@ -211,3 +214,74 @@ def test_concurrent_submitters_and_a_slow_reader(tmp_path):
     assert q.counts()["queued"] == 120
     assert len({j.source for j in q.jobs(limit=1000)}) == 120
     assert os.path.exists(tmp_path / "q.sqlite3-wal")
+
+
+def test_only_deaths_during_a_jobs_own_inference_count_against_it(tmp_path):
+    """Issue 16.3: a job claimed and decoded ahead while another was inferred is not to blame for a
+    kill; one whose inference was under way during MAX_CRASHES deaths is failed."""
+    path = tmp_path / "q.sqlite3"
+    (a, b) = _files(tmp_path / "in", 2)
+    q = JobQueue(path)
+    ja, jb = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
+    for death in range(1, MAX_CRASHES + 3):
+        q = JobQueue(path)  # a new process after each kill -9
+        assert q.claim().id == ja.id and q.begin(ja.id).inferring  # a is inferred...
+        assert q.claim().id == jb.id  # ...while b waits, decoded ahead; then the daemon dies
+        settled = {j.id: j for j in JobQueue(path).recover()}
+        assert settled[jb.id].state == "queued" and settled[jb.id].crashes == 0 and "waited" in settled[jb.id].note
+        if death < MAX_CRASHES:
+            assert settled[ja.id].state == "queued" and settled[ja.id].crashes == death
+        else:
+            assert settled[ja.id].state == "failed" and f"{MAX_CRASHES} times" in settled[ja.id].error
+            break
+    q = JobQueue(path)
+    assert q.claim().id == jb.id and q.begin(jb.id).attempts == 1
+    done = q.finish(jb.id, ["/x/out.tif"], seconds=1.0)
+    assert done.state == "done" and not done.inferring and done.crashes == 0
+    assert q.retry(ja.id).crashes == 0
+
+
+def test_a_queue_file_from_before_the_crash_columns_is_upgraded(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, size INTEGER NOT NULL,"
+        " mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, recipe_name TEXT NOT NULL, recipe TEXT NOT NULL,"
+        " recipe_key TEXT NOT NULL, origin TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT, note TEXT, outputs TEXT NOT NULL DEFAULT '[]', planned TEXT,"
+        " cancel_requested INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, started REAL, finished REAL,"
+        " seconds REAL);")
+    db.close()
+    (a,) = _files(tmp_path / "in", 1)
+    q = JobQueue(path)
+    job = q.submit(a, UPSCALE)
+    assert job.crashes == 0 and not job.inferring and q.claim().id == job.id
+
+
+def test_a_new_content_supersedes_the_failures_of_the_old_at_that_path(tmp_path):
+    """Issue 16.10: a read of a half-written file failed; once the file is whole, that failure is
+    not the file's (no 614 failed jobs for one slow copy)."""
+    q = JobQueue(tmp_path / "q.sqlite3")
+    (a,) = _files(tmp_path / "in", 1)
+    first = q.submit(a, UPSCALE, origin="folder", resubmit_failed=False)
+    q.claim()
+    q.begin(first.id)
+    q.fail(first.id, "f0000.jpg: truncated JPEG")
+    a.write_bytes(a.read_bytes() + b"the rest of the file")
+    second = q.submit(a, UPSCALE, origin="folder", resubmit_failed=False)
+    old = q.get(first.id)
+    assert second.id != first.id and second.state == "queued"
+    assert old.state == "cancelled" and f"superseded by job {second.id}" in old.note and "truncated" in old.error
+    assert q.counts()["failed"] == 0
+
+
+def test_an_unreadable_file_is_recorded_once_and_superseded_when_readable(tmp_path):
+    """Issue 16.6: a hot-folder file that could not be read shows as a failed job with its reason."""
+    q = JobQueue(tmp_path / "q.sqlite3")
+    (a,) = _files(tmp_path / "in", 1)
+    rec = q.record_unreadable(a, UPSCALE, f"{a}: cannot read the file to queue it (permission denied)")
+    again = q.record_unreadable(a, UPSCALE, f"{a}: cannot read the file to queue it (permission denied)")
+    assert rec.state == "failed" and "permission denied" in rec.error and "tries again" in rec.error
+    assert again.id == rec.id and again.duplicate and q.counts()["failed"] == 1
+    job = q.submit(a, UPSCALE, origin="folder", resubmit_failed=False)
+    assert job.state == "queued" and q.get(rec.id).state == "cancelled" and q.counts()["failed"] == 0

@@ -229,6 +229,27 @@ def test_existing_files_once_and_again_only_after_a_change(tmp_path, watch):
     assert rec.paths()[old] == 3
 
 
+class Refuser(Recorder):
+    """Says it could not take the file (on_ready returns False), as app.py does for an unreadable one."""
+
+    def __call__(self, path, spec):
+        super().__call__(path, spec)
+        return False
+
+
+def test_a_file_the_caller_could_not_take_is_handed_over_again_when_its_permissions_change(tmp_path, watch):
+    """Issue 16.6: unreadable when it settled; readable after a chmod (which changes only ctime)."""
+    spec = folder(tmp_path / "hot")
+    locked = spec.path / "locked.jpg"
+    locked.write_bytes(b"jpeg bytes")
+    _, rec = watch([spec], Refuser(), rescan_interval=0.2)
+    assert wait_for(lambda: rec.paths()[locked] == 1)
+    time.sleep(3 * 0.2 + SETTLE)  # rescans alone do not retry it (no log spam)
+    assert rec.paths()[locked] == 1
+    os.chmod(locked, 0o600)
+    assert wait_for(lambda: rec.paths()[locked] == 2)
+
+
 def test_recursive_watches_subfolders_flat_does_not(tmp_path, watch):
     deep = folder(tmp_path / "deep", recursive=True)
     flat = folder(tmp_path / "flat", recursive=False)

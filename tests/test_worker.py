@@ -211,3 +211,148 @@ def test_the_daemon_develops_raws_to_linear_dng_and_notes_fallbacks(tmp_path, qu
     assert done.state == "done" and done.outputs == [str(src / "bayer-truepix.dng")]
     assert "raw noise" in (done.note or "")
     assert refused.state == "failed" and "photo.jpg" in refused.error and "RAW" in refused.error
+
+
+class _FailingWrites(JobQueue):
+    """A real queue whose next ``n`` calls of ``method`` fail as SQLite fails on a full disk."""
+
+    def __init__(self, path, method: str, n: int):
+        super().__init__(path)
+        self.left, self.calls = n, 0
+        real = getattr(self, method)
+
+        def flaky(*args, **kwargs):
+            import sqlite3
+
+            self.calls += 1
+            if self.left > 0:
+                self.left -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(*args, **kwargs)
+
+        setattr(self, method, flaky)
+
+
+@pytest.mark.parametrize("method", ["finish", "begin", "claim"])
+def test_a_failing_queue_write_is_retried_and_reported_never_killing_the_worker(tmp_path, method):
+    """Issue 16.2: the outcome of a job is written once the database takes writes again; meanwhile
+    health() says what is wrong, and the worker's threads live on."""
+    src = tmp_path / "in"
+    src.mkdir()
+    q = _FailingWrites(tmp_path / "q.sqlite3", method, 4)  # 0.5 + 1 + 2 + 4 s of back-off
+    job = q.submit(_jpeg(src / "a.jpg"), UPSCALE)
+    w = Worker(q, FAST, poll=0.05)
+    w.start()
+    try:
+        assert wait_until(lambda: any("disk is full" in p for p in w.health()), timeout=10)
+        assert all(t.is_alive() for t in w._threads)
+        assert wait_until(lambda: q.get(job.id).state == "done", timeout=30)
+        assert w.health() == [] and all(t.is_alive() for t in w._threads)
+        second = q.submit(_jpeg(src / "b.jpg", seed=1), UPSCALE)  # and it goes on working
+        assert wait_until(lambda: q.get(second.id).state == "done", timeout=30)
+    finally:
+        w.stop(5)
+    assert q.calls >= 5 and q.get(job.id).attempts == 1
+
+
+def test_a_dead_worker_thread_shows_in_health(tmp_path, queue):
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert w.health() == []
+        w._threads[1] = threading.Thread(target=lambda: None, name="truepix-runner")  # as if it had died
+        w._threads[1].start()
+        w._threads[1].join()
+        assert w.health() == ["the worker's truepix-runner thread has stopped; restart truepix"]
+    finally:
+        w.stop(5)
+
+
+def _unblock(fifo):
+    """Give any reader stuck on ``fifo`` its EOF (so a regression fails instead of hanging the suite)."""
+    import os
+
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this system")
+def test_a_queued_file_replaced_by_a_fifo_fails_that_job_only_and_nothing_blocks(tmp_path, queue):
+    """Issue 16.1: opening a FIFO by name blocks (in Exiv2, holding the GIL: the whole daemon froze)."""
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    victim = _jpeg(src / "victim.jpg")
+    job = queue.submit(victim, UPSCALE)
+    after = queue.submit(_jpeg(src / "after.jpg", seed=2), UPSCALE)
+    victim.unlink()
+    os.mkfifo(victim)
+    import subprocess
+    import sys
+
+    # A watchdog outside this process: were a reader stuck on the FIFO holding the GIL, nothing in
+    # here could unblock it; after 8 s this gives it EOF, so a regression fails instead of hanging.
+    watchdog = subprocess.Popen([sys.executable, "-c", "import os, sys, time; time.sleep(8)\n"
+                                 "try: os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK))\n"
+                                 "except OSError: pass", str(victim)])
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        t0 = time.monotonic()
+        beat = []
+        while time.monotonic() - t0 < 3:  # the interpreter keeps running meanwhile (no GIL held)
+            beat.append(time.monotonic())
+            time.sleep(0.05)
+        assert max(b - a for a, b in zip(beat, beat[1:], strict=False)) < 1.0
+        assert wait_until(lambda: _final(queue, [job.id, after.id]), timeout=30)
+    finally:
+        _unblock(victim)
+        w.stop(5)
+        watchdog.kill()
+        watchdog.wait()
+    failed = queue.get(job.id)
+    assert failed.state == "failed" and "victim.jpg: is a FIFO (named pipe), not a photo file" in failed.error
+    assert queue.get(after.id).state == "done"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this system")
+def test_submitting_a_fifo_is_refused_at_once(tmp_path, queue):
+    import os
+
+    from truepix.service.queue import QueueError
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    try:
+        with pytest.raises(QueueError, match=r"pipe.jpg: cannot read the file to queue it \(is a FIFO"):
+            queue.submit(fifo, UPSCALE)
+    finally:
+        _unblock(fifo)
+
+
+def test_a_read_of_a_file_still_being_written_is_not_a_failure(tmp_path, queue):
+    """Issue 16.10: the file was queued, then grew (a writer paused longer than `settle`), and the read
+    failed: the job ends cancelled with the reason, not failed."""
+    src = tmp_path / "in"
+    src.mkdir()
+    whole = _jpeg(src / "whole.jpg", 320, 480).read_bytes()
+    slow = src / "slow.jpg"
+    slow.write_bytes(whole[:len(whole) // 3])
+    job = queue.submit(slow, UPSCALE, origin="folder")
+    with open(slow, "ab") as fh:  # the writer goes on, still not done when the worker reads it
+        fh.write(whole[len(whole) // 3:len(whole) // 2])
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert wait_until(lambda: _final(queue, [job.id]), timeout=30)
+        ended = queue.get(job.id)
+        assert ended.state == "cancelled" and "changed while truepix read it" in ended.error
+        slow.write_bytes(whole)  # the copy completes; the hot folder queues it again
+        again = queue.submit(slow, UPSCALE, origin="folder", resubmit_failed=False)
+        assert wait_until(lambda: _final(queue, [again.id]), timeout=30)
+    finally:
+        w.stop(5)
+    assert queue.get(again.id).state == "done" and queue.counts()["failed"] == 0

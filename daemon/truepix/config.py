@@ -9,6 +9,7 @@ with its default.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import tomllib
@@ -79,7 +80,22 @@ def default_config_path() -> pathlib.Path:
     return user_config_path("truepix", appauthor=False) / "config.toml"
 
 
-_ENGINE_KEYS = {"provider": str, "threads": int, "tile": int, "overlap": int}
+_ENGINE_KEYS = {"provider": str, "threads": int, "tile": int, "overlap": int, "memory_limit_mb": int}
+TILE_RANGE = (64, 4096)                 # input pixels
+MAX_MEMORY_MB = 64 << 20                # 64 TiB: anything above is a typo
+MAX_SECONDS = 3600.0                    # server.grace, folders.settle
+
+
+def max_threads() -> int:
+    """Four threads per core: more only makes ONNX Runtime's spinning threads fight (5000 hangs)."""
+    cores = os.cpu_count()
+    return 4 * cores if cores else 256
+
+
+def _provider_ok(value: str) -> bool:
+    from truepix.engine.models import PROVIDER_ALIASES
+
+    return value == "auto" or value.lower() in PROVIDER_ALIASES or value.endswith("ExecutionProvider")
 
 
 def _engine(table: object, where: str) -> EngineOptions:
@@ -94,11 +110,39 @@ def _engine(table: object, where: str) -> EngineOptions:
             raise ConfigError(f"{where}: engine.{key}: must be {kind.__name__}, not {value!r}")
         values[key] = value
     opts = EngineOptions(**values)
-    if opts.tile < 64:
-        raise ConfigError(f"{where}: engine.tile: must be at least 64 pixels, not {opts.tile}")
+    if not _provider_ok(opts.provider):
+        from truepix.engine.models import PROVIDER_ALIASES
+
+        raise ConfigError(f"{where}: engine.provider: must be auto, {', '.join(PROVIDER_ALIASES)} or an ONNX Runtime "
+                          f"provider name (...ExecutionProvider), not {opts.provider!r}")
+    lo, hi = TILE_RANGE
+    if opts.tile < lo:
+        raise ConfigError(f"{where}: engine.tile: must be at least {lo} pixels, not {opts.tile}")
+    if opts.tile > hi:
+        raise ConfigError(f"{where}: engine.tile: must be at most {hi} pixels, not {opts.tile}")
+    if not 0 <= opts.overlap <= opts.tile // 4:
+        raise ConfigError(f"{where}: engine.overlap: must be 0..{opts.tile // 4} pixels (at most a quarter of "
+                          f"engine.tile = {opts.tile}), not {opts.overlap}")
     if opts.threads < 0:
         raise ConfigError(f"{where}: engine.threads: must be 0 (auto) or more, not {opts.threads}")
+    if opts.threads > max_threads():
+        raise ConfigError(f"{where}: engine.threads: must be at most {max_threads()} (four per core on this machine; "
+                          f"0 = one per core), not {opts.threads}")
+    if not 0 <= opts.memory_limit_mb <= MAX_MEMORY_MB:
+        raise ConfigError(f"{where}: engine.memory_limit_mb: must be 0 (automatic) to {MAX_MEMORY_MB} megabytes, "
+                          f"not {opts.memory_limit_mb}")
     return opts
+
+
+def _seconds(values: dict, key: str, name: str, where: str) -> None:
+    """``values[key]``, when given, must be a finite number of seconds in 0..MAX_SECONDS (made a float)."""
+    if key not in values:
+        return
+    value = values[key]
+    if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+        raise ConfigError(f"{where}: {name}.{key}: must be a finite number of seconds from 0 to {MAX_SECONDS:g}, "
+                          f"not {value!r}")
+    values[key] = float(value)
 
 
 _SERVER_KEYS = {"port": int, "grace": (int, float), "tray": str}
@@ -122,13 +166,21 @@ def _server(table: object, where: str) -> ServerOptions:
     values = dict(_check_table(table, "server", _SERVER_KEYS, where))
     if not 0 <= values.get("port", DEFAULT_PORT) <= 65535:
         raise ConfigError(f"{where}: server.port: must be 1..65535 (or 0 for any free port), not {values['port']}")
-    if values.get("grace", 30.0) < 0:
-        raise ConfigError(f"{where}: server.grace: must be 0 seconds or more, not {values['grace']}")
+    _seconds(values, "grace", "server", where)
     if values.get("tray", "auto") not in TRAY_BACKENDS:
         raise ConfigError(f"{where}: server.tray: must be one of {', '.join(TRAY_BACKENDS)}, not {values['tray']!r}")
-    if "grace" in values:
-        values["grace"] = float(values["grace"])
     return ServerOptions(**values)
+
+
+def _not_a_folder(path: pathlib.Path) -> str | None:
+    """Why an existing ``path`` cannot be watched, or None.  A missing folder is the watcher's to
+    report (it may be created later; app.py creates truepix's own); a file never becomes one."""
+    try:
+        if not path.exists() or path.is_dir():
+            return None
+        return "is a file, not a folder" if path.is_file() else "exists but is not a folder"
+    except OSError:  # an unreadable parent: the watcher says so
+        return None
 
 
 _FOLDER_KEYS = {"path": str, "recipe": str, "recursive": bool, "ignore": list, "settle": (int, float),
@@ -144,19 +196,25 @@ def _folders(items: object, recipes: dict[str, Recipe], where: str) -> tuple[Fol
         values = dict(_check_table(table, name, _FOLDER_KEYS, where))
         if "path" not in values or not values["path"].strip():
             raise ConfigError(f"{where}: {name}.path: missing; every [[folders]] entry needs a folder path")
-        path = pathlib.Path(values.pop("path")).expanduser()
+        raw = values.pop("path")
+        if "\0" in raw:
+            raise ConfigError(f"{where}: {name}.path: must not contain a NUL character")
+        try:
+            path = pathlib.Path(raw).expanduser()
+        except RuntimeError as e:  # "~" without a home folder
+            raise ConfigError(f"{where}: {name}.path: {raw!r}: {e}") from None
         if not path.is_absolute():
             raise ConfigError(f"{where}: {name}.path: must be absolute (or start with ~), not {str(path)!r}")
+        problem = _not_a_folder(path)
+        if problem:
+            raise ConfigError(f"{where}: {name}.path: {path}: {problem}")
         recipe = values.get("recipe", "upscale")
         if recipe not in recipes:
             raise ConfigError(f"{where}: {name}.recipe: unknown recipe {recipe!r}; known: {', '.join(recipes)}")
         ignore = values.pop("ignore", [])
         if not all(isinstance(p, str) for p in ignore):
             raise ConfigError(f"{where}: {name}.ignore: must be a list of file-name patterns (strings)")
-        if values.get("settle", 2.0) < 0:
-            raise ConfigError(f"{where}: {name}.settle: must be 0 seconds or more, not {values['settle']}")
-        if "settle" in values:
-            values["settle"] = float(values["settle"])
+        _seconds(values, "settle", name, where)
         specs.append(FolderSpec(path=path, ignore=tuple(ignore), **values))
     return tuple(specs)
 
@@ -178,6 +236,8 @@ def load_config(path: pathlib.Path | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     known = {"engine", "recipes", "server", "folders"}
     unknown = set(data) - known
     if unknown:
@@ -188,10 +248,12 @@ def load_config(path: pathlib.Path | None = None) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [recipes] must be a table of [recipes.NAME] tables")
     for name, spec in table.items():
+        label = name if name.isprintable() else repr(name)  # a quoted TOML key may hold a newline
         if not isinstance(spec, dict):
-            raise ConfigError(f"{path}: recipes.{name}: must be a table")
+            raise ConfigError(f"{path}: recipes.{label}: must be a table")
         try:
-            recipes[name] = from_mapping(name, {"name": name, **spec}, f"{path}: recipes.{name}")
+            recipes[name] = from_mapping(name, {"name": name, **spec}, f"{path}: recipes.{label}",
+                                         require_installed=True)
         except TruepixError as e:
             raise ConfigError(str(e)) from None
     server = _server(data.get("server", {}), str(path))

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from truepix.engine.pipeline import EngineOptions, enhance
-from truepix.errors import ImageReadError, TruepixError
+from truepix.errors import ImageReadError, ImageWriteError, TruepixError
 from truepix.io import (
-    RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, unique_path, write_image,
+    RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, write_image,
 )
+from truepix.io.image import fit_name
 from truepix.io.raw import RawMosaic
+from truepix.io.regular import check_regular
 from truepix.recipes import Recipe
 
 
@@ -68,10 +70,24 @@ def expand_inputs(args: Iterable[str]) -> list[tuple[pathlib.Path, str | None]]:
 
 
 def output_path(source: pathlib.Path, recipe: Recipe, out_dir: pathlib.Path | None, overwrite: bool) -> pathlib.Path:
-    """``<stem><suffix>.<ext>`` beside the source or in ``out_dir``; unique unless ``overwrite``."""
+    """``<stem><suffix>.<ext>`` beside the source or in ``out_dir``; unique unless ``overwrite``
+    (``<stem><suffix>-1.<ext>``, ``-2`` ...).
+
+    A name that would pass the file system's 255-byte limit keeps its suffix and extension and
+    loses the end of the stem instead (the full original name is in the output's XMP record).
+    """
     folder = out_dir if out_dir is not None else source.parent
-    dest = folder / f"{source.stem}{recipe.suffix}{recipe.extension}"
-    return dest if overwrite else unique_path(dest)
+    n = 0
+    while True:
+        tail = f"{recipe.suffix}{f'-{n}' if n else ''}{recipe.extension}"
+        try:
+            dest = folder / fit_name(source.stem, tail)
+        except ValueError:
+            raise ImageWriteError(folder / (source.stem + tail),
+                                  "the recipe's suffix makes the file name too long") from None
+        if overwrite or not os.path.lexists(dest):
+            return dest
+        n += 1
 
 
 class Skip(Exception):
@@ -128,6 +144,7 @@ def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib
     Raises Skip for a file truepix already enhanced (unless ``force``),
     TruepixError/OSError for a bad file or output folder.
     """
+    check_regular(source)  # a FIFO or device in the photo's place: a clear error, never a hang (io/regular.py)
     if not force and read_truepix_flag(source):
         raise Skip(f"{source.name}: already enhanced by truepix (XMP truepix:Enhanced); "
                    "not enhancing twice (use --force to do it anyway)")

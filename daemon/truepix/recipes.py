@@ -24,12 +24,14 @@ Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``d
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from truepix.errors import RecipeError
+from truepix.errors import ModelError, RecipeError
 
 FORMATS = ("tiff", "png", "jpeg", "dng")
 EXTENSIONS = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg", "dng": ".dng"}
@@ -107,14 +109,158 @@ def _check_format(fmt: Any, where: str) -> None:
         raise RecipeError(f"{where}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
-def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
-    """Build a recipe from parsed TOML; ``where`` names the source in errors."""
+MAX_SUFFIX = 64     # characters of a recipe's output suffix
+MAX_NAME = 100      # characters of a recipe's name
+MAX_DEPTH = 16      # lists/tables inside each other in a recipe mapping (a lens frame is 3 levels down)
+# Not in a file name on some system truepix runs on (Windows refuses all of these).
+_NOT_IN_NAMES = set('/\\:*?"<>|')
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _control(text: str) -> bool:
+    """True when ``text`` holds a control character (NUL, newline, tab, DEL, C1 controls)."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The key path (``steps[0].strength``) at which lists/tables nest more than ``limit`` deep, or
+    None.  Iterative: a mapping parsed from deeply nested JSON must not raise RecursionError here."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        named = depth < 3  # the path names the recipe key, step and parameter; deeper levels share it
+        if isinstance(item, dict):
+            children = [(v, (f"{path}.{k}" if path else str(k)) if named else path) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            children = [(v, f"{path}[{i}]" if named else path) for i, v in enumerate(item)]
+        else:
+            continue
+        if depth >= limit:
+            return path or "recipe"
+        stack.extend((v, depth + 1, p) for v, p in children)
+    return None
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], bool]:
+    def ok(value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and lo <= value <= hi)
+    return ok
+
+
+def _frame(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 4 and all(_number(-1e9, 1e9)(v) for v in value)
+            and value[2] > 0 and value[3] > 0)
+
+
+def _input_kind(value: Any) -> bool:
+    from truepix.engine.inputkind import INPUTS
+
+    return value == "auto" or (isinstance(value, str) and value in INPUTS)
+
+
+# The parameters a step may give, by the model's manifest ``input`` (what the engine reads:
+# pipeline.run_model, noise_level, strength_of, field_planes; inputkind.resolve, grain_of;
+# develop.develop's strength_of): name -> (what it must be, check).
+STEP_PARAMS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
+    "rgb": {},
+    "rgb+noise": {"noise": ("a number of 0..255 code values", _number(0, 255)),
+                  "strength": ("a number from 0 (off) to 1 (full)", _number(0, 1))},
+    "rgb+field": {"frame": ("[top, left, height, width] of the full frame, in pixels", _frame)},
+    "rgb+kind": {"input": ('"auto", "camera" or "clean"', _input_kind),
+                 "grain": ("a number from 0 (removed) to 1 (all kept)", _number(0, 1))},
+    "bayer": {"strength": ("a number from 0 (demosaic only) to 1 (full denoise)", _number(0, 1))},
+}
+
+
+def check_step(model: Any, params: dict[str, Any], where: str) -> None:
+    """Refuse a parameter ``model`` (a manifest row) does not take, or a value it cannot use.
+
+    ``where`` names the step (``"<file>: recipes.NAME: steps[0]"``).  A model whose ``input`` this
+    version does not know is left to the engine.
+    """
+    takes = STEP_PARAMS.get(model.input)
+    if takes is None:
+        return
+    for key, value in params.items():
+        if key not in takes:
+            listed = ": " + ", ".join(f"{k} ({what})" for k, (what, _) in takes.items()) if takes else " none"
+            raise RecipeError(f"{where}.{key}: unknown parameter {key!r} for model {model.name}; it takes{listed}")
+        what, ok = takes[key]
+        if not ok(value):
+            raise RecipeError(f"{where}.{key}: must be {what}, not {_short(value)}")
+
+
+def _installed() -> dict[str, Any] | None:
+    """The installed model manifest, or None when it cannot be read (the engine will say why)."""
+    from truepix.engine.models import load_manifest
+
+    try:
+        return load_manifest()
+    except (ModelError, OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def check_steps(steps: tuple[Step, ...] | list[Step], where: str, installed: dict[str, Any] | None = None,
+                require_installed: bool = False) -> None:
+    """Every step's parameters against its model (``check_step``); with ``require_installed``
+    a model the manifest lacks is refused too, naming the installed ones.  ``installed``: the
+    manifest (default: read it; when it cannot be read nothing is checked)."""
+    table = _installed() if installed is None else installed
+    if table is None:
+        return
+    for i, step in enumerate(steps):
+        info = table.get(step.model)
+        if info is None:
+            if require_installed:
+                raise RecipeError(f"{where}: steps[{i}].model: unknown model {step.model!r}; "
+                                  f"installed: {', '.join(sorted(table)) or 'none'}")
+            continue
+        check_step(info, step.params, f"{where}: steps[{i}]")
+
+
+def _folder(output: str, where: str) -> pathlib.Path:
+    if "\0" in output:
+        raise RecipeError(f"{where}: output: must not contain a NUL character")
+    try:
+        out_dir = pathlib.Path(output).expanduser()
+    except RuntimeError as e:  # "~" without a home folder
+        raise RecipeError(f"{where}: output: {output!r}: {e}") from None
+    if not out_dir.is_absolute():
+        raise RecipeError(f"{where}: output must be an absolute folder path (or start with ~), not {output!r}")
+    if ".." in out_dir.parts:
+        raise RecipeError(f"{where}: output: {output!r}: '..' is not allowed in a path; give the resolved folder")
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise RecipeError(f"{where}: output: {out_dir}: exists and is not a folder")
+    except OSError:
+        pass  # unreadable parent: the job will say so when it writes
+    return out_dir
+
+
+def from_mapping(name: str, data: dict[str, Any], where: str, installed: dict[str, Any] | None = None, *,
+                 require_installed: bool = False) -> Recipe:
+    """Build a recipe from parsed TOML or JSON; ``where`` names the source in errors.
+
+    Each step's parameters are checked against its model in the installed manifest
+    (``check_steps``; ``installed`` overrides it); ``require_installed`` also refuses a model the
+    manifest lacks (the config and recipe files; the API names missing models itself).
+    """
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe must be a table/object, not {type(data).__name__}")
+    deep = _too_deep(data)
+    if deep:
+        raise RecipeError(f"{where}: {deep}: nested too deeply (lists or tables more than {MAX_DEPTH} levels inside "
+                          "each other)")
     known = {"name", "steps", "format", "bits", "suffix", "output", "guard", "colour_space"}
     unknown = set(data) - known
     if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                          f"known: {', '.join(sorted(known))}")
     steps_raw = data.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise RecipeError(f"{where}: 'steps' must be a non-empty list of {{ model = \"NAME\" }} tables")
@@ -126,8 +272,11 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     fmt = data.get("format", "tiff")
     _check_format(fmt, f"{where}: format")
     suffix = data.get("suffix", "-truepix")
-    if not isinstance(suffix, str) or "/" in suffix or "\\" in suffix:
-        raise RecipeError(f"{where}: suffix must be a plain string without path separators")
+    if not isinstance(suffix, str) or _NOT_IN_NAMES & set(suffix) or _control(suffix):
+        raise RecipeError(f"{where}: suffix must be a plain string without path separators, control characters "
+                          f"(NUL, newline) or any of {''.join(sorted(_NOT_IN_NAMES))}, not {_short(suffix)}")
+    if len(suffix) > MAX_SUFFIX:
+        raise RecipeError(f"{where}: suffix must be at most {MAX_SUFFIX} characters, not {len(suffix)}")
     guard = data.get("guard", True)
     if not isinstance(guard, bool):
         raise RecipeError(f"{where}: guard must be true or false")
@@ -137,15 +286,17 @@ def from_mapping(name: str, data: dict[str, Any], where: str) -> Recipe:
     output = data.get("output", "")
     if not isinstance(output, str):
         raise RecipeError(f"{where}: output must be a folder path, or \"\" for beside the original")
-    out_dir = pathlib.Path(output).expanduser() if output else None
-    if out_dir is not None and not out_dir.is_absolute():
-        raise RecipeError(f"{where}: output must be an absolute folder path (or start with ~), not {output!r}")
+    out_dir = _folder(output, where) if output else None
     name = data.get("name", name)
     if not isinstance(name, str) or not name:
         raise RecipeError(f"{where}: name must be a non-empty string")
+    if _control(name) or len(name) > MAX_NAME:
+        raise RecipeError(f"{where}: name must be at most {MAX_NAME} characters without control characters, "
+                          f"not {_short(name)}")
     space = data.get("colour_space", "srgb")
     if space not in COLOUR_SPACES:
         raise RecipeError(f"{where}: colour_space must be one of {', '.join(COLOUR_SPACES)}, not {space!r}")
+    check_steps(steps, where, installed, require_installed)
     return Recipe(name, tuple(steps), fmt, suffix, guard, bits, out_dir, space)
 
 
@@ -171,4 +322,6 @@ def load_recipe(spec: str | None = None, model: str | None = None, known: dict[s
         raise RecipeError(f"{path}: cannot read recipe file: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}") from None
-    return from_mapping(path.stem, data, str(path))
+    except RecursionError:
+        raise RecipeError(f"{path}: not valid TOML: nested too deeply") from None
+    return from_mapping(path.stem, data, str(path), require_installed=True)

@@ -26,12 +26,13 @@ from truepix.resize import imresize
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How models run: ONNX Runtime provider, threads, tile size (input px)."""
+    """How models run: ONNX Runtime provider, threads, tile size (input px), memory limit (MB)."""
 
     provider: str = "auto"
     threads: int = 0
     tile: int = 512
     overlap: int = 8
+    memory_limit_mb: int = 0  # 0: three quarters of the machine's RAM
 
 
 @dataclass

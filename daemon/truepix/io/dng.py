@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import secrets
 from fractions import Fraction
 
 import numpy as np
@@ -126,7 +125,7 @@ def write_linear_dng(dest, camera_rgb: np.ndarray, info: RawMosaic, *, crop=None
     """
     import tifffile
 
-    from .image import _fsync_dir, _fsync_file, _publish, _why
+    from .image import _fsync_dir, _fsync_file, _publish, _why, temp_path
 
     dest = pathlib.Path(dest)
     if not overwrite and os.path.lexists(dest):
@@ -134,7 +133,7 @@ def write_linear_dng(dest, camera_rgb: np.ndarray, info: RawMosaic, *, crop=None
     height, width = camera_rgb.shape[:2]
     samples = encode(camera_rgb)
     extratags = dng_tags(info, width, height, crop, orientation)
-    tmp = dest.with_name(f".{dest.name}.truepix-tmp-{secrets.token_hex(4)}")
+    tmp = temp_path(dest)
     try:
         with tifffile.TiffWriter(tmp, bigtiff=False) as tw:
             tw.write(samples, photometric=34892, planarconfig="contig", subfiletype=0,

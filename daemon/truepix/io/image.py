@@ -21,6 +21,7 @@ from ..errors import ImageReadError, ImageWriteError
 from . import pil, png, raw, tiff
 from .colour import linear_to_srgb, srgb_to_linear
 from .orientation import apply_orientation, valid_orientation
+from .regular import open_regular
 from .samples import ReadFailure, Samples
 
 RAW_EXTENSIONS = frozenset(
@@ -80,6 +81,8 @@ def read_image(path, *, max_pixels: int = 250_000_000) -> Decoded:
         samples = _decode(path, kind, head, max_pixels)
     except ReadFailure as err:
         raise ImageReadError(path, str(err)) from None
+    except ImageReadError:
+        raise
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode this image") from None
     except PermissionError:
@@ -96,7 +99,7 @@ def _probe(path: pathlib.Path) -> tuple[str, bytes]:
         raise ReadFailure("no such file")
     if path.is_dir():
         raise ReadFailure("is a folder, not an image file")
-    with open(path, "rb") as fh:  # PermissionError surfaces here, before any decoder
+    with open_regular(path) as fh:  # never blocks on a FIFO; PermissionError surfaces here, before any decoder
         head = fh.read(64)
     if not head:
         raise ReadFailure("empty file (0 bytes)")
@@ -106,8 +109,17 @@ def _probe(path: pathlib.Path) -> tuple[str, bytes]:
     if kind is None:
         expected = {".jpg": "a JPEG", ".jpeg": "a JPEG", ".png": "a PNG", ".tif": "a TIFF",
                     ".tiff": "a TIFF"}.get(path.suffix.lower(), "a JPEG, PNG, TIFF or camera RAW file")
-        raise ReadFailure(f"not {expected} (the file starts with {head[:8]!r})")
+        # Say what the file is not, never what it holds (its bytes may be private: a text or a key).
+        raise ReadFailure(f"not {expected} (no image or camera RAW format recognised in its first bytes; "
+                          f"{_size_words(path)})")
     return kind, head
+
+
+def _size_words(path: pathlib.Path) -> str:
+    try:
+        return f"{path.stat().st_size} bytes"
+    except OSError:
+        return "size unknown"
 
 
 def _decode(path: pathlib.Path, kind: str, head: bytes, max_pixels: int) -> Samples:
@@ -192,7 +204,7 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     if bits not in (8, 16):
         raise ImageWriteError(dest, f"bit depth must be 8 or 16, not {bits!r}")
     samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else bits, encode)
-    tmp = dest.with_name(f".{dest.name}.truepix-tmp-{secrets.token_hex(4)}")
+    tmp = temp_path(dest)
     try:
         with open(tmp, "xb") as fh:
             if fmt_name == "tiff":
@@ -306,3 +318,70 @@ def unique_path(path) -> pathlib.Path:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
+
+
+# -- file names ----------------------------------------------------------------------------------
+
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, Btrfs, APFS; NTFS allows 255 UTF-16 units, never fewer)
+TEMP_MARK = ".truepix-tmp-"
+_TOKEN_LEN = 8  # hex digits of the random part of a temp name
+
+
+def _name_bytes(name: str) -> int:
+    return len(os.fsencode(name))
+
+
+def fit_name(stem: str, tail: str, limit: int = NAME_MAX) -> str:
+    """``stem + tail``, with ``stem`` cut short (whole characters) when the name would exceed ``limit``
+    bytes; ``tail`` (suffix, extension) is always kept.  ValueError when not even one character of
+    the stem fits."""
+    if _name_bytes(stem + tail) <= limit:
+        return stem + tail
+    budget = limit - _name_bytes(tail)
+    while stem and _name_bytes(stem) > budget:
+        stem = stem[: max(1, len(stem) - max(1, (_name_bytes(stem) - budget) // 4))]
+    if not stem:
+        raise ValueError(f"{tail!r} alone is longer than a file name may be ({limit} bytes)")
+    return stem + tail
+
+
+def temp_prefix(dest) -> str:
+    """How every temp file name a writer uses for ``dest`` starts: ``.NAME.truepix-tmp-`` (then 8 hex
+    digits).  A NAME too long to take those 22 bytes within NAME_MAX is cut short and followed by
+    ``~`` and 8 hex digits of its hash (two long names that share a start keep apart)."""
+    name = pathlib.Path(dest).name
+    prefix = f".{name}{TEMP_MARK}"
+    if _name_bytes(prefix) + _TOKEN_LEN <= NAME_MAX:
+        return prefix
+    import hashlib
+
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    return fit_name("." + name, f"~{digest}{TEMP_MARK}", NAME_MAX - _TOKEN_LEN)
+
+
+def temp_path(dest) -> pathlib.Path:
+    """A fresh temp file name beside ``dest`` (hidden, at most NAME_MAX bytes, see ``temp_prefix``)."""
+    dest = pathlib.Path(dest)
+    return dest.with_name(temp_prefix(dest) + secrets.token_hex(_TOKEN_LEN // 2))
+
+
+def remove_temp_files(dest) -> list[pathlib.Path]:
+    """Delete the temp files a killed writer left for ``dest``; returns those removed.
+
+    An exact match on the name (no glob: ``[``, ``*`` or ``?`` in a photo's name are plain characters)."""
+    dest = pathlib.Path(dest)
+    prefix = temp_prefix(dest)
+    removed = []
+    try:
+        names = os.listdir(dest.parent)
+    except OSError:
+        return removed
+    for name in names:
+        token = name[len(prefix):]
+        if name.startswith(prefix) and len(token) == _TOKEN_LEN and all(c in "0123456789abcdef" for c in token):
+            try:
+                os.unlink(dest.parent / name)
+                removed.append(dest.parent / name)
+            except OSError:
+                pass
+    return removed

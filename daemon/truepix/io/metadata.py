@@ -99,7 +99,7 @@ def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = 
     try:
         if src is not None:
             try:
-                source = pyexiv2.Image(os.fspath(src))
+                source = _exiv2_source(src)
                 try:
                     _copy_all(source, hop)
                 finally:
@@ -217,13 +217,30 @@ def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict, orien
     img.modify_xmp(changes)
 
 
+IN_MEMORY_LIMIT = 512 << 20  # sources up to this size are parsed from memory (io/regular.py)
+
+
+def _exiv2_source(path):
+    """Exiv2's view of a source photo, read through ``io.regular``: never a FIFO or device, and the
+    bytes read with the GIL released, so neither can freeze the process.  A file over
+    IN_MEMORY_LIMIT is opened by name after the check (Exiv2 maps it; the rest of the photo is read
+    anyway)."""
+    from truepix.io.regular import check_regular, read_regular
+
+    data = read_regular(path, IN_MEMORY_LIMIT)
+    if data is None:
+        check_regular(path)
+        return pyexiv2.Image(os.fspath(path))
+    return pyexiv2.ImageData(data)
+
+
 def read_truepix_flag(path) -> bool:
     """True when ``path`` carries truepix's XMP record (it is already an enhanced output).
 
     A file whose metadata cannot be read counts as not enhanced.
     """
     try:
-        img = pyexiv2.Image(os.fspath(path))
+        img = _exiv2_source(path)
         try:
             xmp = img.read_xmp()
         finally:

@@ -38,7 +38,7 @@ class AlreadyRunning(TruepixError):
 
 def _lock(folder: pathlib.Path):
     """Hold an exclusive lock on ``folder/daemon.lock`` for the life of the process (or raise)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(folder)
     fh = open(folder / "daemon.lock", "a+")  # noqa: SIM115 -- held open on purpose until the process ends
     try:
         if os.name == "nt":
@@ -60,19 +60,54 @@ def _lock(folder: pathlib.Path):
     return fh
 
 
+# C0 and C1 controls, DEL and the Unicode line separators: a file name or an error that holds one must not
+# break a log line in two (or forge a second one).
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b`` ...): always one line."""
+    return text.translate(_ESCAPES)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every message is one line, whatever file names and errors it holds (a traceback still follows
+    on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = one_line(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message  # other handlers see the record as it was
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Log files 0600 on POSIX, the current one and each one rotation starts."""
+
+    def _open(self):
+        return paths.open_private(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def _log_to_file(path: pathlib.Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 << 20, backupCount=5, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    paths.private_dir(path.parent)
+    for old in (path, *(path.with_name(f"{path.name}.{i}") for i in range(1, 6))):
+        paths.private_file(old)  # logs an older truepix left readable by others
+    handler = _PrivateRotatingFileHandler(path, maxBytes=5 << 20, backupCount=5, encoding="utf-8",
+                                          errors="backslashreplace")  # undecodable bytes in a file name
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     logging.getLogger("truepix").addHandler(handler)
     return handler
 
 
 def _write_state(state: dict[str, Any]) -> None:
     path = paths.state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    with paths.open_private(tmp, "w") as fh:
+        fh.write(json.dumps(state, indent=1) + "\n")
     os.replace(tmp, path)
 
 
@@ -162,19 +197,26 @@ class Daemon:
             except Exception:
                 log.debug("tray refresh failed", exc_info=True)
 
-    def _file_ready(self, path: pathlib.Path, spec: FolderSpec) -> None:
+    def _file_ready(self, path: pathlib.Path, spec: FolderSpec) -> bool:
+        """Queue a settled hot-folder file.  False when it could not be read: it is recorded as a failed
+        job with the reason (``truepix status`` shows it), and the watcher hands it over again at its
+        next change — new content or new permissions."""
         recipe = self.recipes[spec.recipe]
         try:
             job = self.queue.submit(path, recipe, origin="folder", resubmit_failed=False)
         except QueueError as e:
-            log.warning("hot folder: %s", e)
-            return
+            record = self.queue.record_unreadable(path, recipe, str(e).replace("; nothing queued", ""))
+            if not record.duplicate:
+                log.warning("hot folder: %s; recorded as job %d (failed), tried again when the file changes",
+                            str(e).replace("; nothing queued", ""), record.id)
+            return False
         if job.duplicate:
             log.debug("hot folder: %s: same content and recipe as job %d (%s); not queued again",
                       path.name, job.id, job.state)
-            return
+            return True
         log.info("hot folder: %s queued as job %d (recipe %s)", path, job.id, recipe.name)
         self.worker.wake()
+        return True
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -187,6 +229,7 @@ class Daemon:
         log.info("config: %s", where if where.exists() else f"{where} (absent: built-in defaults; see "
                  "config.example.toml)")
         token_path = paths.token_path()
+        paths.private_dir(token_path.parent)
         token = load_or_create_token(token_path)
         self.queue = JobQueue(paths.queue_path())
         for job in self.queue.recover():

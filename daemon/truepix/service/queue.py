@@ -16,8 +16,10 @@ The queue's promises, which the worker, the watcher and the API rely on:
   puts jobs that were ``running`` when a previous process died back in the
   queue; a job whose output had already been published is marked done instead
   (outputs are published by an atomic rename, so an existing output is whole),
-  and a job that was running during ``MAX_ATTEMPTS`` crashes is failed rather
-  than allowed to crash the daemon forever.
+  and a job whose *inference* was under way during ``MAX_CRASHES`` crashes is
+  failed rather than allowed to crash the daemon forever.  A job only claimed
+  and decoded ahead of another (``begin`` not called) is requeued uncounted:
+  the crash was not its.
 - The same file content (sha256) with the same recipe is processed once:
   submitting it again returns the existing queued, running or done job
   (``duplicate=True``) instead of a new one, unless ``force``.  A failed job is
@@ -38,12 +40,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from truepix.errors import TruepixError
+from truepix.errors import ImageReadError, TruepixError
 from truepix.recipes import Recipe, from_mapping
+from truepix.service import paths
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
-MAX_ATTEMPTS = 3
+MAX_CRASHES = 3    # a job whose inference was under way during this many daemon deaths is failed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,7 +60,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     recipe_key  TEXT    NOT NULL,           -- sha256 of that JSON, for the duplicate rule
     origin      TEXT    NOT NULL,           -- api | folder | cli
     state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0, -- times its inference started (``begin``)
+    crashes     INTEGER NOT NULL DEFAULT 0, -- daemon deaths while its inference was under way
+    inferring   INTEGER NOT NULL DEFAULT 0, -- 1 from ``begin`` to its end or release
     error       TEXT,
     note        TEXT,
     outputs     TEXT    NOT NULL DEFAULT '[]',
@@ -71,6 +76,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
 CREATE INDEX IF NOT EXISTS jobs_content ON jobs (sha256, recipe_key);
 """
+_ADDED_COLUMNS = {  # columns later versions added, for queue files an older truepix created
+    "crashes": "INTEGER NOT NULL DEFAULT 0",
+    "inferring": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 class QueueError(TruepixError):
@@ -89,6 +98,8 @@ class Job:
     origin: str
     state: str
     attempts: int
+    crashes: int
+    inferring: bool
     error: str | None
     note: str | None
     outputs: list[str]
@@ -113,12 +124,17 @@ class Job:
         }
 
 
-def file_sha256(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+def file_sha256(path: pathlib.Path, chunk: int = 1 << 20) -> tuple[str, os.stat_result]:
+    """The sha256 of the regular file ``path`` and its stat, both from one descriptor that never
+    blocks on a FIFO or device (io/regular.py)."""
+    from truepix.io.regular import open_regular
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
+        st = os.fstat(fh.fileno())
         while block := fh.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    return h.hexdigest(), st
 
 
 def recipe_key(recipe: Recipe) -> str:
@@ -130,6 +146,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     d["recipe"] = json.loads(d["recipe"])
     d["outputs"] = json.loads(d["outputs"])
     d["cancel_requested"] = bool(d["cancel_requested"])
+    d["inferring"] = bool(d["inferring"])
     d.pop("recipe_key")
     return Job(**d)
 
@@ -143,18 +160,25 @@ class JobQueue:
 
     def __init__(self, path: pathlib.Path) -> None:
         self.path = pathlib.Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(self.path.parent, tighten=False)  # photo paths and job history: this user's only
         self._local = threading.local()
         self._db().executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        have = {row[1] for row in self._db().execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                self._db().execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     # -- connections -------------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
+            paths.private_file(self.path, create=True)  # 0600 before SQLite makes it; -wal/-shm copy its mode
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
+            for side in ("-wal", "-shm"):  # a queue file an older truepix left readable by others
+                paths.private_file(f"{self.path}{side}")
             # WAL + NORMAL: a committed job survives a process crash; only an OS crash/power cut can
             # lose the last transactions, never corrupt the file.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -193,44 +217,65 @@ class JobQueue:
         same content and recipe: queued, running or done — or failed, when
         ``resubmit_failed`` is false (hot folders).  ``force`` always makes a
         new job.  Raises QueueError when the source cannot be read.
+
+        A new job for a path supersedes the failed jobs of *other* content at that path (an
+        unreadable file, a read of a file still being written): they become ``cancelled`` with
+        "superseded by job N" — that content is gone, and its failure was not the new content's.
         """
+        return self.submit_many([source], recipe, origin=origin, force=force, resubmit_failed=resubmit_failed)[0]
+
+    def record_unreadable(self, source: pathlib.Path, recipe: Recipe, reason: str, *, origin: str = "folder") -> Job:
+        """A failed job for a file that could not be read to queue it (a hot folder's file without read
+        permission): visible in ``truepix status`` with its reason.  The file's content is unknown
+        (``sha256`` empty); once it is readable, ``submit`` supersedes this record.  Recording the same
+        file again while its (size, mtime) and reason are unchanged returns the existing record."""
         source = pathlib.Path(source).absolute()
         try:
-            st = source.stat()
-            digest = file_sha256(source)
-        except OSError as e:
-            why = e.strerror or e
-            raise QueueError(f"{source}: cannot read the file to queue it ({why}); nothing queued") from None
-        key = recipe_key(recipe)
-        blocking = ("queued", "running", "done") if resubmit_failed else ("queued", "running", "done", "failed")
+            st = os.stat(source)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        error = f"{reason}; truepix tries again when the file changes (permissions included)"
         with self._tx() as db:
-            if not force:
-                marks = ",".join("?" * len(blocking))
-                row = db.execute(
-                    f"SELECT * FROM jobs WHERE sha256 = ? AND recipe_key = ? AND state IN ({marks})"
-                    " ORDER BY (state = 'done') DESC, id DESC LIMIT 1", (digest, key, *blocking)).fetchone()
-                if row is not None:
-                    job = _row_to_job(row)
-                    job.duplicate = True
-                    return job
-            cur = db.execute(
+            row = db.execute("SELECT * FROM jobs WHERE source = ? AND sha256 = '' AND state = 'failed' AND size = ?"
+                             " AND mtime_ns = ? AND error = ? ORDER BY id DESC LIMIT 1",
+                             (str(source), size, mtime, error)).fetchone()
+            if row is not None:
+                job = _row_to_job(row)
+                job.duplicate = True
+                return job
+            now = time.time()
+            row = db.execute(
                 "INSERT INTO jobs (source, size, mtime_ns, sha256, recipe_name, recipe, recipe_key, origin, state,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
-                (str(source), st.st_size, st.st_mtime_ns, digest, recipe.name,
-                 json.dumps(recipe.to_mapping(), sort_keys=True), key, origin, time.time()))
-            return _row_to_job(cur.fetchone())
+                " error, created, finished) VALUES (?, ?, ?, '', ?, ?, ?, ?, 'failed', ?, ?, ?) RETURNING *",
+                (str(source), size, mtime, recipe.name, json.dumps(recipe.to_mapping(), sort_keys=True),
+                 recipe_key(recipe), origin, error, now, now)).fetchone()
+            return _row_to_job(row)
 
     # -- the worker's side ----------------------------------------------------------------------------
 
     def claim(self) -> Job | None:
-        """Atomically take the oldest queued job and mark it running; None when none is queued."""
+        """Atomically take the oldest queued job and mark it running; None when none is queued.
+
+        Claiming is not an attempt: the worker claims one job ahead to decode it while another is
+        inferred.  ``begin`` counts the attempt."""
         db = self._db()
         # One UPDATE ... RETURNING is one write transaction: two claimers cannot both match the row.
         row = db.execute(
-            "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, planned = NULL"
+            "UPDATE jobs SET state = 'running', started = ?, planned = NULL, inferring = 0"
             " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) AND state = 'queued'"
             " RETURNING *", (time.time(),)).fetchone()
         return _row_to_job(row) if row is not None else None
+
+    def begin(self, job_id: int) -> Job:
+        """The claimed job's inference starts now: one more attempt, and a daemon death from here to
+        its end counts against it (``recover``)."""
+        row = self._db().execute(
+            "UPDATE jobs SET attempts = attempts + 1, inferring = 1, started = ? WHERE id = ? AND state = 'running'"
+            " RETURNING *", (time.time(), job_id)).fetchone()
+        if row is None:
+            raise QueueError(f"job {job_id}: not running, cannot begin it")
+        return _row_to_job(row)
 
     def set_planned(self, job_id: int, output: pathlib.Path) -> None:
         """Record the output path about to be written (``recover`` looks for it after a crash)."""
@@ -251,21 +296,26 @@ class JobQueue:
     def _end(self, job_id: int, state: str, *, outputs: list[str] | None = None, error: str | None = None,
              seconds: float | None = None, note: str | None = None) -> Job:
         row = self._db().execute(
-            "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, seconds = ?, planned = NULL"
-            " WHERE id = ? AND state = 'running' RETURNING *",
+            "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, seconds = ?, planned = NULL,"
+            " inferring = 0 WHERE id = ? AND state = 'running' RETURNING *",
             (state, json.dumps(outputs or []), error, note, time.time(), seconds, job_id)).fetchone()
         if row is None:
             raise QueueError(f"job {job_id}: not running, cannot mark it {state}")
         return _row_to_job(row)
 
+    def changed(self, job_id: int, why: str, *, seconds: float | None = None) -> Job:
+        """running -> cancelled: the file changed while it was read (still being written); not a failure
+        of its content.  The hot folder queues it again once it settles."""
+        return self._end(job_id, "cancelled", error=f"{why}; not counted as a failure of this file", seconds=seconds)
+
     def release(self, job_id: int) -> Job | None:
         """running -> queued, unstarted: the job goes back to the head of the queue (shutdown, pause).
 
-        The attempt is not counted: the job was given back, it did not crash anything.
+        An attempt ``begin`` counted is taken back: the job was given back, it did not crash anything.
         """
         row = self._db().execute(
-            "UPDATE jobs SET state = 'queued', started = NULL, planned = NULL, attempts = MAX(attempts - 1, 0)"
-            " WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
+            "UPDATE jobs SET state = 'queued', started = NULL, planned = NULL, attempts = MAX(attempts - inferring, 0),"
+            " inferring = 0 WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
         return _row_to_job(row) if row is not None else None
 
     def recover(self) -> list[Job]:
@@ -281,19 +331,23 @@ class JobQueue:
                 planned = pathlib.Path(job.planned) if job.planned else None
                 if planned is not None:
                     _remove_temp_files(planned)
+                crashes = job.crashes + job.inferring  # only a death during its own inference counts
                 if planned is not None and planned.is_file() and planned.stat().st_mtime >= (job.started or 0) - 1:
                     new = ("done", json.dumps([str(planned)]), None, "output was complete before the daemon stopped")
-                elif job.attempts >= MAX_ATTEMPTS:
+                elif crashes >= MAX_CRASHES:
                     new = ("failed", "[]", f"{pathlib.Path(job.source).name}: the daemon stopped while processing this "
-                           f"file {job.attempts} times; not trying again automatically (truepix retry {job.id})", None)
-                else:
+                           f"file {crashes} times; not trying again automatically (truepix retry {job.id})", None)
+                elif job.inferring:
                     new = ("queued", "[]", None, "requeued after the daemon stopped while processing it")
+                else:
+                    new = ("queued", "[]", None, "requeued: the daemon stopped while it waited, decoded, for its turn")
                 now = time.time()
                 finished = now if new[0] != "queued" else None
                 row = db.execute(
                     "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, planned = NULL,"
-                    " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END WHERE id = ? RETURNING *",
-                    (*new, finished, new[0], job.id)).fetchone()
+                    " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END, crashes = ?, inferring = 0"
+                    " WHERE id = ? RETURNING *",
+                    (*new, finished, new[0], crashes, job.id)).fetchone()
                 settled.append(_row_to_job(row))
         return settled
 
@@ -350,14 +404,63 @@ class JobQueue:
             note = f"retried; previous error: {job.error}" if job.error else "retried"
             row = db.execute(
                 "UPDATE jobs SET state = 'queued', error = NULL, note = ?, cancel_requested = 0, started = NULL,"
-                " finished = NULL, seconds = NULL, attempts = 0 WHERE id = ? RETURNING *", (note, job_id)).fetchone()
+                " finished = NULL, seconds = NULL, attempts = 0, crashes = 0 WHERE id = ? RETURNING *",
+                (note, job_id)).fetchone()
             return _row_to_job(row)
 
 
+    def submit_many(self, sources: list[pathlib.Path], recipe: Recipe, *, origin: str = "api",
+                    force: bool = False, resubmit_failed: bool = True) -> list[Job]:
+        """``submit`` for several files, all or nothing: every file is read (hashed) first, then all
+        are queued in one transaction.
+
+        Returns a job per source, in order (``duplicate=True`` as ``submit`` says).  When a file
+        cannot be read, raises QueueError with ``index`` (its position in ``sources``) and queues nothing.
+        """
+        files = []
+        for index, source in enumerate(sources):
+            source = pathlib.Path(source).absolute()
+            try:
+                digest, st = file_sha256(source)
+            except (ImageReadError, OSError) as e:
+                why = e.reason if isinstance(e, ImageReadError) else e.strerror or e
+                error = QueueError(f"{source}: cannot read the file to queue it ({why}); nothing queued")
+                error.index = index  # type: ignore[attr-defined]
+                raise error from None
+            files.append((source, st, digest))
+        key = recipe_key(recipe)
+        mapping = json.dumps(recipe.to_mapping(), sort_keys=True)
+        blocking = ("queued", "running", "done") if resubmit_failed else ("queued", "running", "done", "failed")
+        marks = ",".join("?" * len(blocking))
+        jobs = []
+        with self._tx() as db:  # an exception rolls all of it back
+            for source, st, digest in files:
+                if not force:
+                    row = db.execute(
+                        f"SELECT * FROM jobs WHERE sha256 = ? AND recipe_key = ? AND state IN ({marks})"
+                        " ORDER BY (state = 'done') DESC, id DESC LIMIT 1", (digest, key, *blocking)).fetchone()
+                    if row is not None:
+                        job = _row_to_job(row)
+                        job.duplicate = True
+                        jobs.append(job)
+                        continue
+                cur = db.execute(
+                    "INSERT INTO jobs (source, size, mtime_ns, sha256, recipe_name, recipe, recipe_key, origin, state,"
+                    " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+                    (str(source), st.st_size, st.st_mtime_ns, digest, recipe.name, mapping, key, origin, time.time()))
+                job = _row_to_job(cur.fetchone())
+                note = f"superseded by job {job.id}: the file changed after this job failed"
+                db.execute("UPDATE jobs SET state = 'cancelled', note = ?,"
+                           " error = 'superseded: ' || COALESCE(error, '')"
+                           " WHERE source = ? AND state = 'failed' AND sha256 != ?",
+                           (note, str(source), digest))
+                jobs.append(job)
+        return jobs
+
+
 def _remove_temp_files(planned: pathlib.Path) -> None:
-    """Delete the hidden temp files a killed writer left for ``planned`` (``.NAME.truepix-tmp-*``)."""
-    try:
-        for tmp in planned.parent.glob(f".{planned.name}.truepix-tmp-*"):
-            tmp.unlink(missing_ok=True)
-    except OSError:
-        pass
+    """Delete the hidden temp files a killed writer left for ``planned`` (``.NAME.truepix-tmp-XXXXXXXX``;
+    an exact name match, so ``[`` or ``*`` in a photo's name is no pattern)."""
+    from truepix.io.image import remove_temp_files
+
+    remove_temp_files(planned)

@@ -17,9 +17,10 @@ them is the caller's business (app.py queues them).  Its promises:
   patterns, directories, and files in subfolders of a non-recursive folder.
   A file renamed or moved into a folder is a new file under its new name.
 - When hot folders nest, a file belongs to the deepest one that contains it.
-- A file is not handed over again while its (size, mtime) stays what it was
-  when it was handed over; a changed file is handed over again once it has
-  settled.  Deleting a file forgets it.
+- A file is not handed over again while its (size, mtime, ctime) stays what it
+  was when it was handed over; a changed file — new content, or only new
+  permissions — is handed over again once it has settled.  Deleting a file
+  forgets it.
 - Files present at ``start()`` are handed over (after settling); every
   ``rescan_interval`` seconds each folder is rescanned as a safety net for lost
   events, and a folder that is missing, vanished or was replaced is watched
@@ -27,7 +28,9 @@ them is the caller's business (app.py queues them).  Its promises:
 - ``on_ready`` is called from the watcher's own checker thread only, never
   with a lock held, one file at a time; it should return quickly (e.g. queue
   the file).  If it raises, the error is logged and the file is tried again at
-  the next rescan.
+  the next rescan.  If it returns False (it could not take the file: unreadable),
+  the file is handed over again at its next change of any kind, permissions
+  included.
 
 Threads: one watchdog observer per folder (so a vanished folder is torn down
 and rescheduled on its own), plus one checker thread that settles files,
@@ -66,7 +69,16 @@ TEMP_PATTERNS = ("*.tmp", "*.part", "*.partial", "*.crdownload", "*.download", "
 
 POLL_INTERVAL = 1.0  # seconds between PollingObserver snapshots
 
-Signature = tuple[int, int]  # (st_size, st_mtime_ns)
+# (st_size, st_mtime_ns, st_ctime_ns).  The change time matters only for a file ``on_ready`` did not
+# take (returned False: it could not be read): fixing its permissions changes only ctime, and it is
+# handed over again then.  A file it took is recorded with ctime None: new permissions alone do not
+# bring it back.
+Signature = tuple[int, int, int | None]
+
+
+def _same(handed: Signature | None, sig: Signature) -> bool:
+    """Whether ``sig`` is the file as it was handed over (``handed``; ctime None: any ctime)."""
+    return handed is not None and handed[:2] == sig[:2] and handed[2] in (None, sig[2])
 EMPTY_SETTLE = 5.0  # seconds an empty file must stay empty before it is handed over
 
 
@@ -406,11 +418,11 @@ class FolderWatcher:
                 except OSError:
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    candidates.append((path, (st.st_size, st.st_mtime_ns)))
+                    candidates.append((path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
         now = time.monotonic()
         with self._lock:
             for path, sig in candidates:
-                if folder.handed.get(path) != sig and path not in self._pending:
+                if not _same(folder.handed.get(path), sig) and path not in self._pending:
                     self._pending[path] = _Pending(folder, sig, now)
             if complete and top == folder.root:
                 # Forget files that are gone, so the dict does not grow without end.
@@ -441,30 +453,30 @@ class FolderWatcher:
                 elif now - entry.changed >= (entry.folder.spec.settle if sig[0] else
                                              max(entry.folder.spec.settle, EMPTY_SETTLE)):
                     del self._pending[path]
-                    if entry.folder.handed.get(path) != sig:
+                    if not _same(entry.folder.handed.get(path), sig):
                         ready.append((path, entry.folder, sig))
         for path, folder, sig in ready:
             if self._stopping.is_set():
                 return
             try:
-                self._on_ready(path, folder.spec)
+                taken = self._on_ready(path, folder.spec)
             except Exception:
                 logger.exception("hot folder %s: handing over %s failed; retrying at the next rescan",
                                  folder.root, path)
                 continue
             with self._lock:
-                folder.handed[path] = sig
+                folder.handed[path] = sig if taken is False else (sig[0], sig[1], None)
 
 
 def _signature(path: pathlib.Path) -> Signature | None:
-    """(size, mtime_ns) of the regular file at ``path`` (symlinks followed); None for anything else."""
+    """(size, mtime_ns, ctime_ns) of the regular file at ``path`` (symlinks followed); None for anything else."""
     try:
         st = os.stat(path)
     except OSError:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return st.st_size, st.st_mtime_ns
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _identity(path: pathlib.Path) -> tuple[int, int] | None:

@@ -12,23 +12,40 @@ outcome.
 - ``stop(grace)`` lets the current job finish for up to ``grace`` seconds,
   then stops it at the next tile and puts it back in the queue — never a
   partial output.
+
+Neither thread ever dies of an exception.  A queue write that fails (a full disk, the database
+locked by another process beyond its busy timeout) is retried with a growing pause until it
+succeeds — a job's outcome is never dropped — and ``health()`` reports the trouble meanwhile, as it
+reports a thread that has stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import queue as queue_mod
+import stat
 import threading
 import time
 from dataclasses import dataclass
 
 from truepix.engine.pipeline import EngineOptions
-from truepix.errors import TruepixError
+from truepix.errors import ImageReadError, TruepixError
 from truepix.process import FileResult, Skip, decode_source, enhance_and_write, failure_message
-from truepix.service.queue import Job, JobQueue
+from truepix.service.queue import Job, JobQueue, QueueError
 
 log = logging.getLogger("truepix.worker")
+
+
+def _changed_since_queued(job: Job) -> bool:
+    """Whether the job's file is still a regular file but no longer the (size, mtime) it had when it
+    was queued (a writer still at work).  Gone, or replaced by a FIFO or device: a failure as it is."""
+    try:
+        st = os.stat(job.source)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns)
 
 
 class _Stop(Exception):
@@ -73,6 +90,7 @@ class Worker:
         self._lock = threading.Lock()
         self._current: Current | None = None
         self._threads: list[threading.Thread] = []
+        self._trouble: tuple[float, str] | None = None  # (since, what) while queue writes fail
         self.on_finished = None  # optional callback(job) after each job ends (tray refresh, tests)
 
     # -- control -------------------------------------------------------------------------------------
@@ -112,6 +130,44 @@ class Worker:
             if self._current is not None:
                 self._abort[self._current.id] = "shutdown"
 
+    def health(self) -> list[str]:
+        """What is wrong with the worker, one line each; empty when it is well."""
+        problems = [f"the worker's {t.name} thread has stopped; restart truepix" for t in self._threads
+                    if not t.is_alive() and not self._stopping.is_set()]
+        with self._lock:
+            trouble = self._trouble
+        if trouble is not None:
+            problems.append(f"queue database: {trouble[1]} (failing for {time.time() - trouble[0]:.0f} s; "
+                            "retrying; jobs wait meanwhile)")
+        return problems
+
+    def _persist(self, what: str, write, *args, **kwargs):
+        """``write(*args, **kwargs)`` on the queue until it succeeds; None when the worker stops first
+        (the job is then still ``running`` in the queue file, and ``recover`` settles it at the next
+        start).  A ``QueueError`` (the job is not in the state the write expects) is not retried."""
+        delay = 0.5
+        while True:
+            try:
+                result = write(*args, **kwargs)
+            except QueueError:
+                raise
+            except Exception as e:  # sqlite3.OperationalError: disk full, database locked, I/O error
+                with self._lock:
+                    first = self._trouble is None
+                    self._trouble = self._trouble or (time.time(), f"cannot {what}: {e}")
+                if first:
+                    log.error("queue database: cannot %s (%s); retrying until it works", what, e)
+                if self._stopping.wait(delay):
+                    log.warning("queue database: gave up trying to %s at shutdown; the next start settles it", what)
+                    return None
+                delay = min(delay * 2, 30.0)
+                continue
+            with self._lock:
+                if self._trouble is not None:
+                    log.info("queue database: writable again (%s)", what)
+                self._trouble = None
+            return result
+
     def current(self) -> Current | None:
         with self._lock:
             return None if self._current is None else Current(**vars(self._current))
@@ -144,37 +200,45 @@ class Worker:
 
     def _decoder(self) -> None:
         while not self._stopping.is_set():
-            self._running.wait()
-            if self._stopping.is_set() or not self._slot.acquire(timeout=0.2):
-                continue
             try:
-                job = self.jobs.claim()
-            except Exception:
-                log.exception("queue: cannot claim a job; trying again shortly")
-                job = None
-            if job is None:
-                self._slot.release()
-                self._wake.wait(self.poll)
-                self._wake.clear()
-                continue
-            ready = _Ready(job)
-            # Decoded while the runner is idle, this job *is* the current one: a stop lets it finish.
-            # Decoded ahead of a running job, it goes back to the queue at a stop.
-            current = self._set_current(job, "decoding", only_if_idle=True)
+                self._decode_next()
+            except Exception:  # a bug here must not stop the daemon's work for ever
+                log.exception("worker: unexpected error in the decoder; going on")
+                self._stopping.wait(1.0)
+
+    def _decode_next(self) -> None:
+        """Claim the next job and decode it ahead (one pass of the decoder's loop)."""
+        self._running.wait()
+        if self._stopping.is_set() or not self._slot.acquire(timeout=0.2):
+            return
+        try:
+            job = self._persist("claim the next job", self.jobs.claim)
+        except BaseException:
+            self._slot.release()
+            raise
+        if job is None:
+            self._slot.release()
+            self._wake.wait(self.poll)
+            self._wake.clear()
+            return
+        ready = _Ready(job)
+        # Decoded while the runner is idle, this job *is* the current one: a stop lets it finish.
+        # Decoded ahead of a running job, it goes back to the queue at a stop.
+        current = self._set_current(job, "decoding", only_if_idle=True)
+        try:
+            recipe = job.recipe_object()
+            ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output, recipe=recipe)
+        except BaseException as e:  # noqa: B036 -- every failure belongs to the job, not the thread
+            ready.error = e
+        while not (self._stopping.is_set() and not current):
             try:
-                recipe = job.recipe_object()
-                ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output, recipe=recipe)
-            except BaseException as e:  # noqa: B036 -- every failure belongs to the job, not the thread
-                ready.error = e
-            while not (self._stopping.is_set() and not current):
-                try:
-                    self._handoff.put(ready, timeout=0.2)
-                    break
-                except queue_mod.Full:
-                    continue
-            else:
-                self._give_back(job)
-                self._slot.release()
+                self._handoff.put(ready, timeout=0.2)
+                break
+            except queue_mod.Full:
+                continue
+        else:
+            self._give_back(job)
+            self._slot.release()
 
     def _runner(self) -> None:
         while True:
@@ -184,16 +248,24 @@ class Worker:
                 if self._stopping.is_set() and not self._decoder_alive():
                     return
                 continue
-            self._slot.release()
-            job = ready.job
-            if self._stopping.is_set() and not self._is_current(job):
-                self._give_back(job)
-                continue
-            if self.paused:
-                self._give_back(job)
-                log.info("job %d (%s): back in the queue while paused", job.id, pathlib.Path(job.source).name)
-                continue
-            self._run(job, ready)
+            try:
+                self._take(ready)
+            except Exception:  # a bug or a queue failure must not stop the daemon's work for ever
+                log.exception("worker: unexpected error in the runner; going on")
+                self._stopping.wait(1.0)
+
+    def _take(self, ready: _Ready) -> None:
+        """Run the job the decoder handed over, or give it back (stopping, paused)."""
+        self._slot.release()
+        job = ready.job
+        if self._stopping.is_set() and not self._is_current(job):
+            self._give_back(job)
+            return
+        if self.paused:
+            self._give_back(job)
+            log.info("job %d (%s): back in the queue while paused", job.id, pathlib.Path(job.source).name)
+            return
+        self._run(job, ready)
 
     def _decoder_alive(self) -> bool:
         return self._threads[0].is_alive()
@@ -243,17 +315,28 @@ class Worker:
         self._set_current(job, "enhancing")
         t0 = time.perf_counter()
         result = FileResult(source=job.source, status="failed")
+        try:  # from here a daemon death counts against this job (queue.recover)
+            begun = self._persist("start the job", self.jobs.begin, job.id)
+        except QueueError as e:
+            begun = None
+            log.warning("job %d: %s; not run", job.id, e)
+        if begun is None:
+            with self._lock:
+                if self._current is not None and self._current.id == job.id:
+                    self._current = None
+            return
+        job = begun
         log.info("job %d start: %s (recipe %s, attempt %d)", job.id, source.name, job.recipe_name, job.attempts)
         outcome: Job | None = None
         try:
-            if self.jobs.get(job.id).cancel_requested:
+            if job.cancel_requested:
                 raise _Stop("cancel")
             if ready.error is not None:
                 raise ready.error
             recipe = job.recipe_object()
 
             def plan(dest: pathlib.Path) -> None:
-                self.jobs.set_planned(job.id, dest)
+                self._persist("record the output path", self.jobs.set_planned, job.id, dest)
                 with self._lock:
                     if self._current is not None:
                         self._current.phase = "writing"
@@ -261,32 +344,42 @@ class Worker:
             enhance_and_write(source, ready.decoded, recipe, result, out_dir=recipe.output, options=self.options,
                               progress=self._progress(job.id), plan=plan)
             seconds = round(time.perf_counter() - t0, 3)
-            outcome = self.jobs.finish(job.id, [result.output], seconds=seconds,
-                                       **({"note": "; ".join(result.notes)} if result.notes else {}))
+            outcome = self._persist("record the job done", self.jobs.finish, job.id, [result.output], seconds=seconds,
+                                    **({"note": "; ".join(result.notes)} if result.notes else {}))
             for line in result.notes:
                 log.info("job %d note: %s", job.id, line)
             log.info("job %d done: %s -> %s (%dx%d, recipe %s, %.1f s)", job.id, source.name, result.output,
                      result.width, result.height, job.recipe_name, seconds)
         except _Stop as stop:
             if stop.why == "cancel":
-                outcome = self.jobs.mark_cancelled(job.id, seconds=round(time.perf_counter() - t0, 3))
+                outcome = self._persist("record the cancellation", self.jobs.mark_cancelled, job.id,
+                                        seconds=round(time.perf_counter() - t0, 3))
                 log.info("job %d cancelled: %s; nothing written", job.id, source.name)
             else:
-                self.jobs.release(job.id)
+                self._persist("put the job back in the queue", self.jobs.release, job.id)
                 log.info("job %d stopped for shutdown: %s; back in the queue, nothing written", job.id, source.name)
         except Skip as e:
-            outcome = self.jobs.finish(job.id, [], seconds=round(time.perf_counter() - t0, 3), note=str(e))
+            outcome = self._persist("record the job skipped", self.jobs.finish, job.id, [],
+                                    seconds=round(time.perf_counter() - t0, 3), note=str(e))
             log.info("job %d skipped: %s", job.id, e)
         except BaseException as e:  # noqa: B036 -- one bad file must never stop the daemon
             if not isinstance(e, (TruepixError, MemoryError, OSError)):
                 log.exception("job %d: unexpected error", job.id)
             error = failure_message(e, source)
+            seconds = round(time.perf_counter() - t0, 3)
+            if isinstance(e, (ImageReadError, OSError)) and _changed_since_queued(job):
+                # Read while still being written: the content that failed is not the file's.
+                why = f"{source.name}: the file changed while truepix read it (still being written?)"
+                record, text = self.jobs.changed, why
+                log.info("job %d: %s; not counted as a failure; a hot folder queues it again once it settles "
+                         "(the read said: %s)", job.id, why, error)
+            else:
+                record, text = self.jobs.fail, f"{error}; job {job.id} marked failed"
+                log.warning("job %d failed: %s (%.1f s)", job.id, error, seconds)
             try:
-                outcome = self.jobs.fail(job.id, f"{error}; job {job.id} marked failed",
-                                         seconds=round(time.perf_counter() - t0, 3))
-            except TruepixError:
-                log.exception("job %d: could not record the failure", job.id)
-            log.warning("job %d failed: %s (%.1f s)", job.id, error, time.perf_counter() - t0)
+                outcome = self._persist("record the outcome", record, job.id, text, seconds=seconds)
+            except QueueError as qe:
+                log.error("job %d: could not record its outcome: %s", job.id, qe)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
         finally:
