@@ -270,3 +270,14 @@ def test_camera_raw_to_tiff_with_srgb_profile_and_camera_exif(tmp_path, capsys):
     with pyexiv2.Image(str(dest)) as m:
         exif = m.read_exif()
     assert "Kodak" in exif.get("Exif.Image.Make", "") or "KODAK" in exif.get("Exif.Image.Make", "").upper()
+
+
+@pytest.mark.parametrize("flag, value, reason", [("--tile", "16", "--tile: must be"), ("--threads", "5000", "--threads"),
+                                                 ("--threads", "-1", "--threads")])
+def test_engine_flags_are_checked_like_the_config(tmp_path, capsys, flag, value, reason):
+    """Issue 16.4: `--tile 16` reached run_tiled and failed with a ValueError."""
+    src = _jpeg(tmp_path / "a.jpg")
+    with pytest.raises(SystemExit) as exc:
+        main(["process", "-q", str(src), flag, value])
+    assert reason in str(exc.value) and "command line" in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]

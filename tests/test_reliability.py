@@ -54,3 +54,119 @@ def test_a_hot_folder_file_unreadable_when_it_settled_is_recorded_and_picked_up_
     (queued,) = daemon.queue.jobs(state="queued")
     assert queued.source == str(photo) and len(queued.sha256) == 64
     assert daemon.queue.get(failed.id).state == "cancelled" and daemon.queue.counts()["failed"] == 0
+
+
+def test_health_says_503_with_the_problem_while_queue_writes_fail_and_200_after(tmp_path):
+    """Issue 16.2: /v1/health answered 200 while the worker had died on an SQLite error."""
+    import json
+    import sqlite3
+    import urllib.error
+    import urllib.request
+
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.recipes import BUILTIN
+    from truepix.service.api import ApiServer, Backend
+    from truepix.service.worker import Worker
+
+    q = JobQueue(tmp_path / "q.sqlite3")
+    real_claim, failures = q.claim, [4]
+
+    def claim():
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return real_claim()
+
+    q.claim = claim
+    worker = Worker(q, EngineOptions(tile=128), poll=0.05)
+    backend = Backend(queue=q, recipes=lambda: dict(BUILTIN), submitted=worker.wake, pause=worker.pause,
+                      resume=worker.resume, cancel_running=worker.cancel, status=lambda: {}, health=worker.health)
+    srv = ApiServer(backend, "t0ken", 0)
+    srv.start()
+    worker.start()
+
+    def health():
+        req = urllib.request.Request(f"http://127.0.0.1:{srv.port}/v1/health",
+                                     headers={"Authorization": "Bearer t0ken"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        assert wait_until(lambda: health()[0] == 503, timeout=10)
+        code, body = health()
+        assert body["status"] == "degraded" and "database is locked" in body["problems"][0]
+        assert wait_until(lambda: health()[0] == 200, timeout=30)  # 0.5 + 1 + 2 + 4 s of back-off
+        assert health()[1] == {**health()[1], "status": "ok", "problems": []}
+    finally:
+        worker.stop(5)
+        srv.stop()
+
+
+def _black_png(path, width, height):
+    """A valid 8-bit RGB PNG of ``width`` x ``height`` black pixels (a few hundred KB), written row by row."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z, row, parts = zlib.compressobj(9), b"\x00" * (1 + 3 * width), []
+    for _ in range(height):
+        parts.append(z.compress(row))
+    parts.append(z.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_job_whose_peak_memory_would_exceed_the_limit_is_refused_from_the_header(tmp_path, monkeypatch):
+    """Issue 16.7: a tiny 15000 x 15000 PNG reached 3.5 GB before failing; now it is refused before
+    a pixel is decoded, with the estimate and the limit."""
+    from PIL import ImageFile
+
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.process import process_file
+    from truepix.recipes import BUILTIN
+
+    def never(*a, **k):
+        raise AssertionError("decoded the pixels of a job that had to be refused from its header")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    big = _black_png(tmp_path / "huge.png", 15000, 15000)
+    assert big.stat().st_size < 1_000_000
+    result = process_file(big, BUILTIN["upscale"], options=EngineOptions(memory_limit_mb=16_000))
+    assert result.status == "failed"
+    assert "huge.png: too large for recipe 'upscale': 15000 x 15000 in, 30000 x 30000 out" in result.error
+    assert "GB of memory at its peak, over the limit of 15.6 GB ([engine] memory_limit_mb = 16000)" in result.error
+    assert not [p for p in tmp_path.iterdir() if p.name != "huge.png"]
+
+
+def test_three_chained_x4_steps_are_refused_at_once(tmp_path):
+    import time
+
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.process import process_file
+    from truepix.recipes import Recipe, Step
+
+    src = tmp_path / "small.png"
+    Image.fromarray(np.round(photo_like(256, 256) * 255).astype(np.uint8)).save(src)
+    recipe = Recipe("x64", tuple(Step("upscale-x4-bicubic") for _ in range(3)))
+    t0 = time.perf_counter()
+    result = process_file(src, recipe, options=EngineOptions(memory_limit_mb=4096))
+    assert result.status == "failed" and "16384 x 16384 out" in result.error
+    assert "refused before any work" in result.error
+    assert time.perf_counter() - t0 < 5  # not minutes of CPU first
+
+
+def test_the_estimate_covers_the_measured_peak_of_a_24_mp_upscale():
+    """docs/benchmarks.md: `truepix bench --sizes 24 --model upscale-x2-adaptive` peaked at 2653 MB."""
+    from truepix.engine import budget, models
+    from truepix.recipes import BUILTIN
+
+    est = budget.estimate(6000, 4000, BUILTIN["upscale"], models.load_manifest())
+    assert est.peak_bytes > 2653 << 20 and (est.out_width, est.out_height) == (12000, 8000)
+    assert est.peak_bytes < 3 * (2653 << 20)  # on the safe side, not absurdly so

@@ -25,7 +25,9 @@ class _TqdmHandler(logging.Handler):
 
 def _setup_logging(verbose: bool) -> None:
     handler = _TqdmHandler()
-    handler.setFormatter(logging.Formatter("truepix: %(message)s"))
+    from truepix.logfmt import OneLineFormatter
+
+    handler.setFormatter(OneLineFormatter("truepix: %(message)s"))
     root = logging.getLogger("truepix")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -48,7 +50,14 @@ def _engine_options(args, config=None):
     base = (config or _config(args)).engine
     given = {k: getattr(args, k, None) for k in ("provider", "threads", "tile")}
     given = {k: v for k, v in given.items() if v is not None}
-    return dataclasses.replace(base, **given)
+    if not given:
+        return base
+    from truepix.config import ConfigError, _engine
+
+    try:  # the same ranges as the config file's [engine]
+        return _engine(dataclasses.asdict(dataclasses.replace(base, **given)), "command line")
+    except ConfigError as e:
+        raise SystemExit(f"truepix: {e}".replace("engine.", "--")) from None
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -250,8 +259,9 @@ def cmd_submit(args) -> int:
 
             try:
                 body["recipe"] = tomllib.loads(pathlib.Path(args.recipe).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as e:
-                print(f"truepix: {args.recipe}: cannot read the recipe file: {e}", file=sys.stderr)
+            except (OSError, tomllib.TOMLDecodeError, RecursionError) as e:
+                why = "nested too deeply" if isinstance(e, RecursionError) else e
+                print(f"truepix: {args.recipe}: cannot read the recipe file: {why}", file=sys.stderr)
                 return 2
             body["recipe"].setdefault("name", pathlib.Path(args.recipe).stem)
         else:

@@ -104,7 +104,7 @@ def needs_raw(recipe: Recipe, model_dir=None) -> bool:
     return any(table[s.model].input == "bayer" for s in recipe.steps if s.model in table)
 
 
-def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000) -> RawMosaic:
+def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000, size_check=None) -> RawMosaic:
     """The RAW file's mosaic for the neural development, or LibRaw's demosaic (with a note saying
     why) for sensors the network cannot read.  Raises ImageReadError naming the file."""
     from truepix.io import raw
@@ -118,6 +118,8 @@ def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000) -> RawMosaic:
     def check_size(width: int, height: int) -> None:
         if width * height > max_pixels:
             raise raw.ReadFailure(f"image too large: {width} x {height} pixels, the limit is {max_pixels / 1e6:.0f} MP")
+        if size_check is not None:
+            size_check(width, height)
 
     try:
         try:
@@ -130,6 +132,8 @@ def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000) -> RawMosaic:
             return mos
     except raw.ReadFailure as e:
         raise ImageReadError(source, str(e)) from None
+    except ImageReadError:
+        raise
     except MemoryError:
         raise ImageReadError(source, "not enough memory to decode this RAW file") from None
     except PermissionError:
@@ -137,12 +141,14 @@ def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000) -> RawMosaic:
 
 
 def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib.Path | None = None,
-                  recipe: Recipe | None = None):
+                  recipe: Recipe | None = None, memory_limit_mb: int = 0):
     """First half of a job: checks, then the decoded image (``io.Decoded``), or the RAW data
     (``io.raw.RawMosaic``) when ``recipe`` develops RAWs itself (``needs_raw``).
 
     Raises Skip for a file truepix already enhanced (unless ``force``),
-    TruepixError/OSError for a bad file or output folder.
+    TruepixError/OSError for a bad file or output folder, or for a job whose estimated peak memory
+    exceeds ``memory_limit_mb`` (0: 3/4 of the RAM; ``engine.budget``), from the file's header,
+    before its pixels are decoded.
     """
     check_regular(source)  # a FIFO or device in the photo's place: a clear error, never a hang (io/regular.py)
     if not force and read_truepix_flag(source):
@@ -150,11 +156,17 @@ def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib
                    "not enhancing twice (use --force to do it anyway)")
     if out_dir is not None:
         _ensure_folder(out_dir)  # before any work: a wrong output folder fails fast
+    budget = None
+    if recipe is not None:
+        from truepix.engine import budget as budget_mod
+
+        def budget(width: int, height: int) -> None:
+            budget_mod.check(source, width, height, recipe, memory_limit_mb)
     if recipe is not None and needs_raw(recipe):
-        return read_raw(source)
+        return read_raw(source, size_check=budget)
     if recipe is not None and recipe.format == "dng":
         raise ImageReadError(source, "DNG output needs a camera RAW source")
-    return read_image(source)
+    return read_image(source, size_check=budget)
 
 
 def enhance_and_write(
@@ -241,7 +253,9 @@ def failure_message(err: BaseException, source: pathlib.Path) -> str:
     if isinstance(err, TruepixError):
         return f"{err}; original untouched, nothing written"
     if isinstance(err, MemoryError):
-        return f"{source.name}: out of memory (try a smaller [engine] tile); original untouched, nothing written"
+        return (f"{source.name}: out of memory: this photo and its enhanced output do not fit in the memory "
+                "free now (a smaller [engine] tile saves little: the whole output is held); lower [engine] "
+                "memory_limit_mb to refuse such jobs before they start; original untouched, nothing written")
     if isinstance(err, OSError):
         return f"{source.name}: {err.strerror or err}; original untouched, nothing written"
     return f"{source.name}: internal error ({type(err).__name__}: {err}); original untouched, nothing written"
@@ -262,7 +276,8 @@ def process_file(
     result = FileResult(source=str(source), status="failed")
     out_dir = out_dir if out_dir is not None else recipe.output
     try:
-        decoded = decode_source(source, force=force, out_dir=out_dir, recipe=recipe)
+        decoded = decode_source(source, force=force, out_dir=out_dir, recipe=recipe,
+                                memory_limit_mb=options.memory_limit_mb)
         enhance_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
                           progress=progress)
     except Skip as e:

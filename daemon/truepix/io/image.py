@@ -67,18 +67,19 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def read_image(path, *, max_pixels: int = 250_000_000) -> Decoded:
+def read_image(path, *, max_pixels: int = 250_000_000, size_check=None) -> Decoded:
     """Decode a JPEG, PNG (8/16-bit), TIFF (8/16-bit/float) or camera RAW file.
 
     Raises ImageReadError (message starts with the file name) for anything it cannot decode
     fully: missing, unreadable, empty, truncated, not an image, or over ``max_pixels``
-    (checked from the header, before the pixels are allocated).
+    (checked from the header, before the pixels are allocated).  ``size_check(width, height)``,
+    when given, is called from the header too and may raise (the job's memory budget).
     """
     path = pathlib.Path(path)
     kind = "image"
     try:
         kind, head = _probe(path)
-        samples = _decode(path, kind, head, max_pixels)
+        samples = _decode(path, kind, head, max_pixels, size_check)
     except ReadFailure as err:
         raise ImageReadError(path, str(err)) from None
     except ImageReadError:
@@ -122,7 +123,7 @@ def _size_words(path: pathlib.Path) -> str:
         return "size unknown"
 
 
-def _decode(path: pathlib.Path, kind: str, head: bytes, max_pixels: int) -> Samples:
+def _decode(path: pathlib.Path, kind: str, head: bytes, max_pixels: int, size_check=None) -> Samples:
     def check_size(width: int, height: int) -> None:
         if width <= 0 or height <= 0:
             raise ReadFailure(f"image has no pixels ({width} x {height})")
@@ -130,6 +131,8 @@ def _decode(path: pathlib.Path, kind: str, head: bytes, max_pixels: int) -> Samp
             raise ReadFailure(
                 f"image too large: {width} x {height} pixels ({width * height / 1e6:.0f} MP), "
                 f"the limit is {max_pixels / 1e6:.0f} MP")
+        if size_check is not None:
+            size_check(width, height)
 
     if kind == "raw":
         return raw.decode(path, check_size)

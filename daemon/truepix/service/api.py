@@ -102,6 +102,7 @@ class Backend:
     resume: Callable[[], None]
     cancel_running: Callable[[int], None]  # stop this job at its next tile
     status: Callable[[], dict[str, Any]]   # paused, current job, folders...
+    health: Callable[[], list[str]] = list  # what is wrong (a stopped worker thread, a failing queue)
 
 
 def _fields(body: dict, known: dict[str, type | tuple[type, ...]], required: tuple[str, ...] = ()) -> dict:
@@ -149,7 +150,9 @@ class Api:
     def route(self, method: str, path: str, query: dict[str, list[str]], body: dict | None) -> tuple[int, dict]:
         if path == "/v1/health":
             self._method(method, "GET")
-            return 200, {"status": "ok", "version": __version__, "api": API_VERSION, "pid": os.getpid()}
+            problems = self.b.health()
+            return (503 if problems else 200), {"status": "degraded" if problems else "ok", "problems": problems,
+                                                "version": __version__, "api": API_VERSION, "pid": os.getpid()}
         if path == "/v1/status":
             self._method(method, "GET")
             return 200, {"version": __version__, "counts": self.b.queue.counts(), **self.b.status()}

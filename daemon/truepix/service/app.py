@@ -28,6 +28,7 @@ from truepix.service import paths
 from truepix.service.api import ApiServer, Backend, load_or_create_token
 from truepix.service.queue import JobQueue, QueueError
 from truepix.service.worker import Worker
+from truepix.logfmt import OneLineFormatter, one_line  # noqa: F401 -- one_line: re-exported for callers
 
 log = logging.getLogger("truepix.daemon")
 
@@ -60,28 +61,6 @@ def _lock(folder: pathlib.Path):
     return fh
 
 
-# C0 and C1 controls, DEL and the Unicode line separators: a file name or an error that holds one must not
-# break a log line in two (or forge a second one).
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
-_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def one_line(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b`` ...): always one line."""
-    return text.translate(_ESCAPES)
-
-
-class OneLineFormatter(logging.Formatter):
-    """Every message is one line, whatever file names and errors it holds (a traceback still follows
-    on its own lines)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        message = record.message
-        record.message = one_line(message)
-        try:
-            return super().formatMessage(record)
-        finally:
-            record.message = message  # other handlers see the record as it was
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -163,6 +142,11 @@ class Daemon:
                         for f in self.folders],
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+    def health(self) -> list[str]:
+        """What is wrong with the daemon's parts, one line each (``/v1/health`` answers 503 with them)."""
+        # (A hot folder that is missing is not one: /v1/status shows it, and work goes on.)
+        return self.worker.health() if self.worker else ["the worker has not started"]
 
     def snapshot(self) -> dict[str, Any]:
         """For the tray."""
@@ -248,7 +232,7 @@ class Daemon:
             log.info("hot folder: %s (recipe %s%s)", f.path, f.recipe, ", recursive" if f.recursive else "")
         backend = Backend(queue=self.queue, recipes=lambda: self.recipes, submitted=self.worker.wake,
                           pause=self.pause, resume=self.resume, cancel_running=self.worker.cancel,
-                          status=self.status)
+                          status=self.status, health=self.health)
         try:
             self.server = ApiServer(backend, token, self.port, token_path)
         except OSError as e:

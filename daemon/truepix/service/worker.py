@@ -227,7 +227,8 @@ class Worker:
         current = self._set_current(job, "decoding", only_if_idle=True)
         try:
             recipe = job.recipe_object()
-            ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output, recipe=recipe)
+            ready.decoded = decode_source(pathlib.Path(job.source), out_dir=recipe.output, recipe=recipe,
+                                          memory_limit_mb=self.options.memory_limit_mb)
         except BaseException as e:  # noqa: B036 -- every failure belongs to the job, not the thread
             ready.error = e
         while not (self._stopping.is_set() and not current):
