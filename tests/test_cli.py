@@ -272,8 +272,8 @@ def test_camera_raw_to_tiff_with_srgb_profile_and_camera_exif(tmp_path, capsys):
     assert "Kodak" in exif.get("Exif.Image.Make", "") or "KODAK" in exif.get("Exif.Image.Make", "").upper()
 
 
-@pytest.mark.parametrize("flag, value, reason", [("--tile", "16", "--tile: must be"), ("--threads", "5000", "--threads"),
-                                                 ("--threads", "-1", "--threads")])
+@pytest.mark.parametrize("flag, value, reason", [("--tile", "16", "--tile: must be"),
+                                                 ("--threads", "5000", "--threads"), ("--threads", "-1", "--threads")])
 def test_engine_flags_are_checked_like_the_config(tmp_path, capsys, flag, value, reason):
     """Issue 16.4: `--tile 16` reached run_tiled and failed with a ValueError."""
     src = _jpeg(tmp_path / "a.jpg")
