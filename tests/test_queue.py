@@ -11,8 +11,19 @@ import pytest
 
 from truepix.recipes import BUILTIN, Recipe, Step
 from truepix.service.queue import MAX_CRASHES, JobQueue, QueueError
+from truepix.service.store import STORES, JobStore
 
 UPSCALE = BUILTIN["upscale"]
+
+
+@pytest.fixture(params=sorted(STORES))
+def new_store(request):
+    """Each JobStore implementation in turn (service/store.py): the promises are the protocol's."""
+    def make(path):
+        store = STORES[request.param](path)
+        assert isinstance(store, JobStore)
+        return store
+    return make
 
 
 def _files(folder, n, prefix="f"):
@@ -82,8 +93,8 @@ def test_each_job_handed_to_exactly_one_worker(tmp_path):
     assert q.counts()["running"] == 300
 
 
-def test_duplicates_same_content_same_recipe(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_duplicates_same_content_same_recipe(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     a = tmp_path / "a.jpg"
     a.write_bytes(b"the same bytes")
     copy = tmp_path / "copy.jpg"
@@ -103,8 +114,8 @@ def test_duplicates_same_content_same_recipe(tmp_path):
     assert not q.submit(a, UPSCALE).duplicate
 
 
-def test_failed_jobs_keep_their_error_and_retry(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_failed_jobs_keep_their_error_and_retry(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     (a,) = _files(tmp_path, 1)
     job = q.submit(a, UPSCALE)
     q.claim()
@@ -120,8 +131,8 @@ def test_failed_jobs_keep_their_error_and_retry(tmp_path):
         q.retry(9999)
 
 
-def test_cancel(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_cancel(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     a, b = _files(tmp_path, 2)
     ja, jb = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
     assert q.cancel(jb.id).state == "cancelled"
@@ -162,8 +173,8 @@ def test_recover_after_a_crash(tmp_path):
     assert q.claim().id == ja.id
 
 
-def test_release_puts_the_job_back_at_the_head(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_release_puts_the_job_back_at_the_head(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     a, b = _files(tmp_path, 2)
     ja, _ = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
     q.claim()
@@ -173,15 +184,15 @@ def test_release_puts_the_job_back_at_the_head(tmp_path):
     assert q.claim().id == ja.id
 
 
-def test_submit_of_a_vanished_file_is_a_clear_error(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_submit_of_a_vanished_file_is_a_clear_error(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     with pytest.raises(QueueError, match="gone.jpg: cannot read the file to queue it"):
         q.submit(tmp_path / "gone.jpg", UPSCALE)
     assert q.counts()["queued"] == 0
 
 
-def test_recipe_travels_with_the_job(tmp_path):
-    q = JobQueue(tmp_path / "q.sqlite3")
+def test_recipe_travels_with_the_job(tmp_path, new_store):
+    q = new_store(tmp_path / "q.sqlite3")
     (a,) = _files(tmp_path, 1)
     recipe = Recipe("web", (Step("upscale-x2"),), format="png", bits=8, suffix="-web", output=tmp_path / "out")
     job = q.submit(a, recipe)
@@ -190,9 +201,9 @@ def test_recipe_travels_with_the_job(tmp_path):
     assert json.loads(json.dumps(job.as_dict()))["recipe"] == "web"
 
 
-def test_concurrent_submitters_and_a_slow_reader(tmp_path):
+def test_concurrent_submitters_and_a_slow_reader(tmp_path, new_store):
     """Writers in threads while a reader lists: WAL keeps everyone going, nothing is lost."""
-    q = JobQueue(tmp_path / "q.sqlite3")
+    q = new_store(tmp_path / "q.sqlite3")
     files = _files(tmp_path / "in", 120)
     stop = threading.Event()
 
@@ -216,25 +227,25 @@ def test_concurrent_submitters_and_a_slow_reader(tmp_path):
     assert os.path.exists(tmp_path / "q.sqlite3-wal")
 
 
-def test_only_deaths_during_a_jobs_own_inference_count_against_it(tmp_path):
+def test_only_deaths_during_a_jobs_own_inference_count_against_it(tmp_path, new_store):
     """Issue 16.3: a job claimed and decoded ahead while another was inferred is not to blame for a
     kill; one whose inference was under way during MAX_CRASHES deaths is failed."""
     path = tmp_path / "q.sqlite3"
     (a, b) = _files(tmp_path / "in", 2)
-    q = JobQueue(path)
+    q = new_store(path)
     ja, jb = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
     for death in range(1, MAX_CRASHES + 3):
-        q = JobQueue(path)  # a new process after each kill -9
+        q = new_store(path)  # a new process after each kill -9
         assert q.claim().id == ja.id and q.begin(ja.id).inferring  # a is inferred...
         assert q.claim().id == jb.id  # ...while b waits, decoded ahead; then the daemon dies
-        settled = {j.id: j for j in JobQueue(path).recover()}
+        settled = {j.id: j for j in new_store(path).recover()}
         assert settled[jb.id].state == "queued" and settled[jb.id].crashes == 0 and "waited" in settled[jb.id].note
         if death < MAX_CRASHES:
             assert settled[ja.id].state == "queued" and settled[ja.id].crashes == death
         else:
             assert settled[ja.id].state == "failed" and f"{MAX_CRASHES} times" in settled[ja.id].error
             break
-    q = JobQueue(path)
+    q = new_store(path)
     assert q.claim().id == jb.id and q.begin(jb.id).attempts == 1
     done = q.finish(jb.id, ["/x/out.tif"], seconds=1.0)
     assert done.state == "done" and not done.inferring and done.crashes == 0
@@ -258,10 +269,10 @@ def test_a_queue_file_from_before_the_crash_columns_is_upgraded(tmp_path):
     assert job.crashes == 0 and not job.inferring and q.claim().id == job.id
 
 
-def test_a_new_content_supersedes_the_failures_of_the_old_at_that_path(tmp_path):
+def test_a_new_content_supersedes_the_failures_of_the_old_at_that_path(tmp_path, new_store):
     """Issue 16.10: a read of a half-written file failed; once the file is whole, that failure is
     not the file's (no 614 failed jobs for one slow copy)."""
-    q = JobQueue(tmp_path / "q.sqlite3")
+    q = new_store(tmp_path / "q.sqlite3")
     (a,) = _files(tmp_path / "in", 1)
     first = q.submit(a, UPSCALE, origin="folder", resubmit_failed=False)
     q.claim()
@@ -275,9 +286,9 @@ def test_a_new_content_supersedes_the_failures_of_the_old_at_that_path(tmp_path)
     assert q.counts()["failed"] == 0
 
 
-def test_an_unreadable_file_is_recorded_once_and_superseded_when_readable(tmp_path):
+def test_an_unreadable_file_is_recorded_once_and_superseded_when_readable(tmp_path, new_store):
     """Issue 16.6: a hot-folder file that could not be read shows as a failed job with its reason."""
-    q = JobQueue(tmp_path / "q.sqlite3")
+    q = new_store(tmp_path / "q.sqlite3")
     (a,) = _files(tmp_path / "in", 1)
     rec = q.record_unreadable(a, UPSCALE, f"{a}: cannot read the file to queue it (permission denied)")
     again = q.record_unreadable(a, UPSCALE, f"{a}: cannot read the file to queue it (permission denied)")

@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import photo_like, wait_until
 from truepix.config import Config, FolderSpec
 from truepix.errors import ImageReadError
+from truepix.io import regular
 from truepix.service import queue as queue_mod
 from truepix.service.app import Daemon
 from truepix.service.queue import JobQueue
@@ -31,9 +32,18 @@ def test_a_hot_folder_file_unreadable_when_it_settled_is_recorded_and_picked_up_
             return real(path, *a, **k)
 
         monkeypatch.setattr(queue_mod, "file_sha256", as_a_user)
+        real_check = regular.check_regular
+
+        def open_as_a_user(path):
+            if os.stat(path).st_mode & 0o444 == 0:
+                raise ImageReadError(path, "permission denied")
+            return real_check(path)
+
+        monkeypatch.setattr(regular, "check_regular", open_as_a_user)
     daemon = Daemon(Config())
     daemon.queue = JobQueue(tmp_path / "q.sqlite3")
     daemon.worker = types.SimpleNamespace(wake=lambda: None)
+    daemon._start_submitter()
     spec = FolderSpec(hot, settle=0.3)
     watcher = FolderWatcher([spec], daemon._file_ready, rescan_interval=0.3)
     photo = hot / "locked.jpg"
@@ -51,6 +61,7 @@ def test_a_hot_folder_file_unreadable_when_it_settled_is_recorded_and_picked_up_
         assert wait_until(lambda: daemon.queue.counts()["queued"] == 1, timeout=10)
     finally:
         watcher.stop()
+        daemon._arrivals.put(None)
     (queued,) = daemon.queue.jobs(state="queued")
     assert queued.source == str(photo) and len(queued.sha256) == 64
     assert daemon.queue.get(failed.id).state == "cancelled" and daemon.queue.counts()["failed"] == 0
@@ -170,3 +181,30 @@ def test_the_estimate_covers_the_measured_peak_of_a_24_mp_upscale():
     est = budget.estimate(6000, 4000, BUILTIN["upscale"], models.load_manifest())
     assert est.peak_bytes > 2653 << 20 and (est.out_width, est.out_height) == (12000, 8000)
     assert est.peak_bytes < 3 * (2653 << 20)  # on the safe side, not absurdly so
+
+
+def test_the_watchers_hand_over_returns_at_once_and_hashing_happens_on_the_submitter(tmp_path):
+    """Issue 17.3: the watcher's contract says on_ready returns fast; hashing a large RAW does not."""
+    import threading
+    import time
+
+    daemon = Daemon(Config())
+    daemon.queue = JobQueue(tmp_path / "q.sqlite3")
+    daemon.worker = types.SimpleNamespace(wake=lambda: None)
+    real_submit, threads = daemon.queue.submit, []
+
+    def slow_submit(*a, **k):  # as hashing a few hundred MB would be
+        threads.append(threading.current_thread().name)
+        time.sleep(1.5)
+        return real_submit(*a, **k)
+
+    daemon.queue.submit = slow_submit
+    daemon._start_submitter()
+    photo = tmp_path / "a.jpg"
+    Image.fromarray(np.round(photo_like(48, 64) * 255).astype(np.uint8)).save(photo)
+    t0 = time.perf_counter()
+    assert daemon._file_ready(photo, FolderSpec(tmp_path)) is True
+    assert time.perf_counter() - t0 < 0.5
+    daemon._arrivals.put(None)
+    daemon._submitter.join(10)
+    assert threads == ["truepix-submitter"] and daemon.queue.counts()["queued"] == 1

@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import pathlib
+import queue as queue_mod
 import shutil
 import signal
 import sys
@@ -23,10 +24,11 @@ from typing import Any
 
 from truepix import __version__
 from truepix.config import Config, FolderSpec, default_hot_folder
-from truepix.errors import TruepixError
+from truepix.errors import ImageReadError, TruepixError
 from truepix.service import paths
 from truepix.service.api import ApiServer, Backend, load_or_create_token
 from truepix.service.queue import JobQueue, QueueError
+from truepix.service.store import JobStore
 from truepix.service.worker import Worker
 from truepix.logfmt import OneLineFormatter, one_line  # noqa: F401 -- one_line: re-exported for callers
 
@@ -120,14 +122,20 @@ class Daemon:
         self.tray_backend = tray or config.server.tray
         self.stopping = threading.Event()
         self.recipes = dict(config.recipes)
-        self.queue: JobQueue | None = None
+        self.queue: JobStore | None = None
         self.worker: Worker | None = None
         self.watcher = None
         self.server: ApiServer | None = None
         self.tray = None
         self.folders: list[FolderSpec] = []
         self.started = time.time()
+        self.grace = config.server.grace  # a second signal sets it to 0: stop the running job now
         self._signals = 0
+        self._lock = None           # the open lock file: one daemon per user
+        self._log_handler = None
+        # Hot-folder files are hashed and queued here, not on the watcher's thread (it must return fast).
+        self._arrivals: queue_mod.Queue[tuple[pathlib.Path, FolderSpec] | None] = queue_mod.Queue()
+        self._submitter: threading.Thread | None = None
 
     # -- the doors' view ---------------------------------------------------------------------------
 
@@ -182,17 +190,44 @@ class Daemon:
                 log.debug("tray refresh failed", exc_info=True)
 
     def _file_ready(self, path: pathlib.Path, spec: FolderSpec) -> bool:
-        """Queue a settled hot-folder file.  False when it could not be read: it is recorded as a failed
-        job with the reason (``truepix status`` shows it), and the watcher hands it over again at its
-        next change — new content or new permissions."""
+        """The watcher's hand-over of a settled file; returns at once.  False when the file cannot be
+        opened for reading: it is recorded as a failed job with the reason (``truepix status`` shows
+        it), and the watcher hands it over again at its next change — new content or new permissions.
+        Otherwise the file goes to the submitter thread, which hashes and queues it (``_submit``)."""
+        from truepix.io.regular import check_regular
+
+        try:
+            check_regular(path)  # open + fstat: quick, unlike hashing a 100 MB RAW
+        except ImageReadError as e:
+            self._record_unreadable(path, spec, f"{path}: cannot read the file to queue it ({e.reason})")
+            return False
+        self._arrivals.put((path, spec))
+        return True
+
+    def _start_submitter(self) -> None:
+        self._submitter = threading.Thread(target=self._submitter_loop, name="truepix-submitter", daemon=True)
+        self._submitter.start()
+
+    def _submitter_loop(self) -> None:
+        while (item := self._arrivals.get()) is not None:
+            try:
+                self._submit(*item)
+            except Exception:  # one file must never stop the hot folders
+                log.exception("hot folder: could not queue %s", item[0])
+
+    def _record_unreadable(self, path: pathlib.Path, spec: FolderSpec, why: str) -> None:
+        record = self.queue.record_unreadable(path, self.recipes[spec.recipe], why)
+        if not record.duplicate:
+            log.warning("hot folder: %s; recorded as job %d (failed), tried again when the file changes", why,
+                        record.id)
+
+    def _submit(self, path: pathlib.Path, spec: FolderSpec) -> bool:
+        """Hash and queue a settled hot-folder file (the submitter thread)."""
         recipe = self.recipes[spec.recipe]
         try:
             job = self.queue.submit(path, recipe, origin="folder", resubmit_failed=False)
-        except QueueError as e:
-            record = self.queue.record_unreadable(path, recipe, str(e).replace("; nothing queued", ""))
-            if not record.duplicate:
-                log.warning("hot folder: %s; recorded as job %d (failed), tried again when the file changes",
-                            str(e).replace("; nothing queued", ""), record.id)
+        except QueueError as e:  # unreadable after all (an I/O error, gone): shown, tried again when it changes
+            self._record_unreadable(path, spec, str(e).replace("; nothing queued", ""))
             return False
         if job.duplicate:
             log.debug("hot folder: %s: same content and recipe as job %d (%s); not queued again",
@@ -205,7 +240,15 @@ class Daemon:
     # -- life --------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Everything up, in the order that loses nothing: queue, worker, watcher, API, tray."""
+        """Everything up, in the order that loses nothing: queue, worker, watcher, API, tray.
+        On a failure part-way, what was started is stopped again (``stop``) and the error raised."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self._lock = _lock(paths.data_dir())
         self._log_handler = _log_to_file(paths.log_path())
         log.info("truepix %s starting (pid %d)", __version__, os.getpid())
@@ -216,6 +259,7 @@ class Daemon:
         paths.private_dir(token_path.parent)
         token = load_or_create_token(token_path)
         self.queue = JobQueue(paths.queue_path())
+        self._start_submitter()
         for job in self.queue.recover():
             log.info("job %d (%s): %s", job.id, pathlib.Path(job.source).name,
                      job.note or job.error or job.state)
@@ -236,7 +280,6 @@ class Daemon:
         try:
             self.server = ApiServer(backend, token, self.port, token_path)
         except OSError as e:
-            self._stop_work()
             if e.errno == errno.EADDRINUSE:
                 raise TruepixError(f"127.0.0.1:{self.port} is already in use by another program; choose another "
                                    f"[server] port in {where}") from None
@@ -272,32 +315,36 @@ class Daemon:
             pass
         self.stop()
 
-    def _stop_work(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self.worker is not None:
-            self.worker.stop(getattr(self, "grace", self.config.server.grace))
-
     def stop(self) -> None:
-        """Stop taking work, finish or requeue the running job, then close everything."""
+        """The one shutdown: stop taking work, finish or requeue the running job, close everything.
+        Safe after a start that failed part-way, and safe to call twice."""
         if self.tray is not None:
             self.tray.stop()
+            self.tray = None
         if self.watcher is not None:
             self.watcher.stop()
+            self.watcher = None
+        if self._submitter is not None:
+            self._arrivals.put(None)  # the files already handed over are queued first
+            self._submitter.join(60.0)
+            self._submitter = None
         if self.server is not None:
             self.server.stop()
+            self.server = None
         if self.worker is not None:
-            cleanly = self.worker.stop(getattr(self, "grace", self.config.server.grace))
-            if not cleanly:
+            if not self.worker.stop(self.grace):
                 log.warning("worker did not stop in time; its job is requeued at the next start")
+            self.worker = None
         try:
             paths.state_path().unlink(missing_ok=True)
         except OSError:
             pass
-        counts = self.queue.counts() if self.queue else {}
-        log.info("stopped; %d job(s) wait in the queue for the next start", counts.get("queued", 0))
-        logging.getLogger("truepix").removeHandler(self._log_handler)
-        self._log_handler.close()
+        if self.queue is not None:
+            log.info("stopped; %d job(s) wait in the queue for the next start", self.queue.counts().get("queued", 0))
+        if self._log_handler is not None:
+            logging.getLogger("truepix").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
 
 def _config_path() -> pathlib.Path:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import ImageReadError, TruepixError
 from truepix.process import FileResult, Skip, decode_source, enhance_and_write, failure_message
-from truepix.service.queue import Job, JobQueue, QueueError
+from truepix.service.queue import Job, QueueError
+from truepix.service.store import JobStore
 
 log = logging.getLogger("truepix.worker")
 
@@ -74,7 +75,7 @@ class Current:
 
 
 class Worker:
-    def __init__(self, jobs: JobQueue, options: EngineOptions = EngineOptions(), *, poll: float = 1.0) -> None:
+    def __init__(self, jobs: JobStore, options: EngineOptions = EngineOptions(), *, poll: float = 1.0) -> None:
         self.jobs = jobs
         self.options = options
         self.poll = poll
