@@ -11,6 +11,8 @@ daemon with ``kill -9`` at one of these moments, drawn with the seed:
 - ``after-submit``: the instant the last submit returned (or the file landed in the hot folder);
   after the restart a client that never saw the answer submits the API files again;
 - ``writing``: as soon as ``/v1/status`` says the current job is writing its output;
+- ``temp-file``: as soon as an output's temp file (``.NAME.truepix-tmp-XXXXXXXX``) shows in a folder;
+- ``after-done``: as soon as ``/v1/status`` counts one more job done (the next one is starting);
 - ``startup``: after a random wait, then once more 0-0.3 s after the restart (recovery, re-decode).
 
 and starts it again.  After the last round the daemon runs with no kills until every photo is
@@ -28,8 +30,13 @@ queue file, the photo folders and the originals are checked:
 - stray: an output or job that belongs to no photo.
 
 Exit status 1 when anything is lost, duplicated, partial, changed or stray, temp files remain, the
-daemon failed to start or did not stop cleanly; failures alone do not fail the soak.  The work
-folder (photos, the daemon's HOME, its log) is kept with ``--keep`` or when the soak fails.
+daemon failed to start or did not stop cleanly; failures alone do not fail the soak (``--no-retry``
+leaves the crash rule's failures failed); 2 when the soak itself could not go on.  The work folder
+(photos, the daemon's HOME, its log) is kept with ``--keep`` or when the soak fails.
+
+The daemon is ``python -m truepix.cli`` as this interpreter imports it, ``PYTHONPATH`` included: to
+soak a given commit while the working tree changes, ``git archive COMMIT daemon | tar -x -C DIR``
+and run with ``PYTHONPATH=DIR/daemon``.  The JSON records which code ran and whether it changed.
 """
 
 from __future__ import annotations
@@ -59,8 +66,8 @@ if str(HERE) not in sys.path:
 
 from daemon_proc import DaemonProc  # noqa: E402
 
-MODES = ("random", "after-submit", "writing", "startup")
-MODE_WEIGHTS = (0.5, 0.2, 0.2, 0.1)
+MODES = ("random", "after-submit", "writing", "temp-file", "after-done", "startup")
+MODE_WEIGHTS = (0.35, 0.15, 0.15, 0.15, 0.1, 0.1)
 SUFFIX = "-truepix"
 TEMP_MARK = "truepix-tmp"
 CRASH_RULE = "the daemon stopped while processing this file"
@@ -116,6 +123,7 @@ class Kill:
     job: int | None = None
     progress: float | None = None
     running: list[str] = field(default_factory=list)  # "ID:inferring|writing|decoded-ahead" from the queue file
+    temp_files: int = 0          # temp files the dead daemon left in the folders (the next start removes them)
 
 
 class OutputWatch(threading.Thread):
@@ -170,6 +178,7 @@ class Soak:
         self.events: list[str] = []  # daemon start failures and the like: each one fails the soak
         self.retried: list[dict] = []
         self.before_retry: list[dict] | None = None
+        self.done_in_rounds = 0
         self.counter = 0
 
     # -- photos --------------------------------------------------------------------------------------
@@ -237,6 +246,7 @@ class Soak:
             if r["state"] == "running":
                 what = "writing" if r["planned"] else "inferring" if r["inferring"] else "decoded-ahead"
                 k.running.append(f"{r['id']}:{what}")
+        k.temp_files = sum(TEMP_MARK in q.name for d in (self.api_dir, self.hot_dir) for q in d.iterdir())
         self.kills.append(k)
         return k
 
@@ -261,6 +271,27 @@ class Soak:
             time.sleep(0.003)
         return False
 
+    def wait_temp(self, limit: float = 30.0) -> bool:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            for folder in (self.api_dir, self.hot_dir):
+                with os.scandir(folder) as it:
+                    if any(TEMP_MARK in e.name for e in it):
+                        return True
+            time.sleep(0.002)
+        return False
+
+    def wait_done(self, base: int, limit: float = 30.0) -> bool:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                if self.status()["counts"]["done"] > base:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.003)
+        return False
+
     def all_jobs(self) -> list[dict]:
         jobs, before = [], None
         while True:
@@ -279,6 +310,7 @@ class Soak:
             mode = self.rng.choices(MODES, MODE_WEIGHTS)[0]
             wait = round(self.rng.uniform(self.min_wait, self.max_wait), 3)
             batch = [self.make_photo(rnd) for _ in range(self.rng.randint(*self.per_round))]
+            base = self.status()["counts"]["done"]
             for photo in batch:
                 self.submit(photo)
             t0 = time.monotonic()
@@ -287,6 +319,12 @@ class Soak:
             elif mode == "writing":
                 hit = self.wait_writing()
                 k = self.kill(rnd, mode if hit else "writing-missed", t0)
+            elif mode == "temp-file":
+                hit = self.wait_temp()
+                k = self.kill(rnd, mode if hit else "temp-file-missed", t0, ask=False)
+            elif mode == "after-done":
+                hit = self.wait_done(base)
+                k = self.kill(rnd, mode if hit else "after-done-missed", t0, ask=False)
             else:
                 time.sleep(wait)
                 k = self.kill(rnd, mode, t0)
@@ -306,6 +344,8 @@ class Soak:
                     photo.job_ids.append(job["id"])
             where = f"status: {k.phase} job {k.job} at {k.progress:.0%}" if k.phase else "status: idle/not asked"
             where += f"; queue file: running {', '.join(k.running) or 'none'}"
+            if k.temp_files:
+                where += f"; {k.temp_files} temp file(s) left"
             self.say(f"round {rnd:2d}/{self.rounds}: {len(batch)} new "
                      f"({', '.join(f'{p.size} {p.route}' for p in batch)}), kill -9 [{k.mode}] "
                      f"after {k.after_s:.2f} s: {where}")
@@ -438,7 +478,9 @@ class Soak:
             kill_phases[what] = kill_phases.get(what, 0) + 1
         return {
             "photos": len(self.photos), "sizes": sizes, "routes": routes,
-            "jobs": len(rows), "done": sum(r["state"] == "done" for r in rows),
+            "jobs": len(rows), "done": sum(r["state"] == "done" for r in rows), "done_in_rounds": self.done_in_rounds,
+            "temp_files_left_by_kills": sum(k.temp_files for k in self.kills),
+            "kills_that_left_temp_files": sum(k.temp_files > 0 for k in self.kills),
             "kills": len(self.kills), "kill_modes": kill_modes, "kill_phases": kill_phases,
             "jobs_run_more_than_once": len(reran),
             "daemon_deaths_during_inference": sum(r["crashes"] for r in before),
@@ -461,6 +503,7 @@ class Soak:
         try:
             self.run_rounds()
             t1 = time.monotonic()
+            self.done_in_rounds = sum(r["state"] == "done" for r in self.rows())
             self.say(f"{self.rounds} rounds in {t1 - t0:.0f} s; draining with no kills ...")
             self.drain()
             health = self.d.request("GET", "/v1/health")
@@ -486,16 +529,36 @@ class Soak:
         return result
 
 
-def machine() -> dict:
+def daemon_code() -> tuple[str, str]:
+    """Where the daemon's ``truepix`` package is imported from (``PYTHONPATH`` included, as the daemon
+    sees it) and a sha256 over its .py files: a run reports which code it ran, and whether that
+    changed while it ran (every restart imports it again)."""
+    where = subprocess.run([sys.executable, "-c", "import os, truepix; print(os.path.dirname(truepix.__file__))"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    h = hashlib.sha256()
+    for f in sorted(pathlib.Path(where).rglob("*.py")) if where else ():
+        h.update(str(f.relative_to(where)).encode() + b"\0" + f.read_bytes())
+    return where, h.hexdigest()[:16]
+
+
+def machine(code_before: tuple[str, str]) -> dict:
+    repo = HERE.parent
+
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    where, digest = daemon_code()
+    in_tree = pathlib.Path(where).resolve().is_relative_to(repo.resolve()) if where else False
+    if in_tree:
+        tree = "working tree, modified from HEAD" if git("status", "--porcelain", "--", "daemon") else "HEAD"
+    else:
+        tree = f"outside the working tree: {where}"
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "commit": git("rev-parse", "--short", "HEAD"),
-            "tree": "modified" if git("status", "--porcelain", "--", "daemon") else "clean"}
+            "commit": git("rev-parse", "--short", "HEAD"), "daemon_code": tree, "daemon_code_sha256": digest,
+            "daemon_code_changed_during_run": digest != code_before[1]}
 
 
 def summary(result: dict) -> str:
@@ -508,7 +571,10 @@ def summary(result: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(result["kill_modes"].items())),
         f"{'  ... the queue file says':32} {'':6}   "
         + ", ".join(f"{k} {v}" for k, v in sorted(result["kill_phases"].items())),
-        f"{'jobs in the queue':32} {result['jobs']:6}   ({result['done']} done)",
+        f"{'jobs in the queue':32} {result['jobs']:6}   ({result['done']} done, {result['done_in_rounds']} of them "
+        "during the kill rounds)",
+        f"{'temp files left by the kills':32} {result['temp_files_left_by_kills']:6}   "
+        f"(by {result['kills_that_left_temp_files']} kills; recovery removes them)",
         f"{'jobs run more than once':32} {result['jobs_run_more_than_once']:6}   "
         f"({result['daemon_deaths_during_inference']} daemon deaths during a job's inference, "
         f"at most {result['max_attempts']} attempts)",
@@ -557,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="truepix-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
+    code = daemon_code()
     soak = Soak(work, rounds=args.rounds, seed=args.seed, min_wait=args.min_wait, max_wait=args.max_wait,
                 retry_crashed=not args.no_retry, log=lambda s: print(s, flush=True))
     print(f"soak: {args.rounds} rounds, seed {args.seed}, work folder {work}", flush=True)
@@ -570,8 +637,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = {"command": "python tests/soak.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "date": started.isoformat(timespec="seconds"), "rounds": args.rounds, "seed": args.seed,
-              "wait_s": [args.min_wait, args.max_wait], "machine": machine(), **result}
+              "wait_s": [args.min_wait, args.max_wait], "machine": machine(code), **result}
     print(summary(result))
+    if result["machine"]["daemon_code_changed_during_run"]:
+        print(f"warning: the daemon's code ({code[0]}) changed while the soak ran; its figures mix versions")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

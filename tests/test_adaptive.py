@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.engine import models
 from truepix.engine.fidelity import area_downscale
 from truepix.engine import inputkind
@@ -47,7 +47,7 @@ def _camera_file(teacher: np.ndarray, iso: float = 3200) -> np.ndarray:
 def test_the_default_recipe_runs_the_adaptive_upscaler_on_auto():
     assert [s.model for s in BUILTIN["upscale"].steps] == [MODEL]
     info = models.get_model(MODEL)
-    assert info.input == "rgb+kind" and info.scale == 2 and info.extra["kind_model"] == "input-kind"
+    assert info.input == "rgb+kind" and info.scale == 2 and info.kind_model == "input-kind"
 
 
 def test_told_clean_it_restores_a_downsized_render_better_than_told_camera_and_than_bicubic():

@@ -15,6 +15,8 @@ from PIL import Image
 from conftest import photo_like
 from daemon_proc import DaemonProc
 
+pytestmark = pytest.mark.slow  # a real `truepix run` process (and the CLI as processes)
+
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):

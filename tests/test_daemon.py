@@ -18,6 +18,8 @@ from PIL import Image
 from conftest import BAD_INPUTS, REPO, make_bad_inputs, photo_like, wait_until
 from daemon_proc import DaemonProc
 
+pytestmark = pytest.mark.slow  # every test here runs `truepix run` as a real process
+
 
 def _jpeg(path, h=40, w=56, seed=0):
     Image.fromarray(np.round(photo_like(h, w, seed) * 255).astype(np.uint8)).save(path, quality=92)

@@ -22,6 +22,8 @@ import tifffile
 from conftest import need_tools, photo_like
 from daemon_proc import DaemonProc
 
+pytestmark = pytest.mark.slow  # real darktable against a real `truepix run`
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DRIVER = pathlib.Path(__file__).resolve().parent / "darktable_real" / "drive.lua"
 

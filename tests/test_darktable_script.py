@@ -4,6 +4,7 @@ and a fake curl, then end to end with real curl against a real ``truepix run`` a
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tifffile
 
 from conftest import need_tools, photo_like
@@ -21,6 +22,7 @@ def test_end_to_end_spec_is_pending_without_a_daemon():
     assert "TRUEPIX_E2E_PORT" in run.output
 
 
+@pytest.mark.slow
 def test_end_to_end_with_a_real_daemon(tmp_path):
     need_tools("busted", "lua5.4", "curl")
     daemon = DaemonProc(tmp_path / "daemon", config="folders = []\n[engine]\ntile = 256\n").start()

@@ -188,7 +188,7 @@ def test_the_shipped_lens_optimizer_sharpens_a_soft_photo_without_halos_or_more_
     from PIL import Image
 
     from conftest import REPO
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
     from truepix.evaluate.demosaic import psnr_rgb
     from truepix.evaluate.lens import HELD_OUT_LENSES, flat_field, highlight_disc, photograph, psfs_at
     from truepix.recipes import BUILTIN
@@ -223,3 +223,146 @@ def test_unknown_model_in_recipe_is_a_clear_error():
 
     with pytest.raises(RecipeError, match="unknown model 'nope'"):
         enhance(np.zeros((8, 8, 3), np.float32), None, Recipe("bad", (Step("nope"),)))
+
+
+def _shipped_rows() -> list[dict]:
+    import tomllib
+
+    from conftest import REPO
+
+    return tomllib.loads((REPO / "models" / "manifest.toml").read_text())["models"]
+
+
+def test_every_shipped_input_has_a_kind_and_every_read_key_a_typed_field():
+    from truepix.engine import kinds
+    from truepix.recipes import step_params
+
+    table = models.load_manifest()
+    for row in _shipped_rows():
+        info = table[row["name"]]
+        assert row.get("input", "rgb") in kinds.KINDS, row["name"]
+        assert info.kind is kinds.KINDS[info.input] and step_params(info.input) == dict(info.kind.params)
+        for key in ("anchor", "anchor_block", "anchor_tolerance", "camera_anchor", "camera_anchor_tolerance",
+                    "clamp_radius", "noise_gate", "noise_map_scale", "kind_model", "clean_model", "output"):
+            if key in row:
+                assert getattr(info, key) == row[key], (row["name"], key)
+    assert table["demosaic"].kind.needs_raw and not table["denoise"].kind.needs_raw
+    assert table["denoise"].noise_map_scale == 4.0 and table["demosaic"].noise_map_scale == 10.0
+    assert table["upscale-x2-adaptive"].kind.may_blend({}) and not table["upscale-x2"].kind.may_blend({})
+
+
+def test_manifest_defaults_are_typed_and_bad_values_are_refused(tmp_path):
+    (tmp_path / "manifest.toml").write_text(
+        '[[models]]\nname = "a"\ntask = "upscale"\nfile = "a.onnx"\nsha256 = "0"\n'
+        '[[models]]\nname = "b"\ntask = "demosaic"\nfile = "b.onnx"\nsha256 = "0"\ninput = "bayer"\n'
+        '[[models]]\nname = "c"\ntask = "x"\nfile = "c.onnx"\nsha256 = "0"\ninput = "rgb+future"\nanchor_block = 8\n')
+    table = models.load_manifest(tmp_path)
+    a, b, c = table["a"], table["b"], table["c"]
+    assert (a.anchor, a.anchor_block, a.anchor_tolerance, a.noise_map_scale, a.clamp_radius, a.kind_model) == \
+        ("srgb", 16, 0.0, 1.0, 0, "")
+    assert (b.noise_map_scale, b.anchor_tolerance) == (10.0, 0.02)  # a Bayer row's own defaults
+    assert c.anchor_block == 8 and not c.kind.rgb and not c.kind.needs_raw and c.kind.params is None
+    from truepix.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="rgb[+]future input"):
+        run_model(c, np.zeros((4, 4, 3), np.float32))
+    (tmp_path / "manifest.toml").write_text(
+        '[[models]]\nname = "a"\ntask = "upscale"\nfile = "a.onnx"\nsha256 = "0"\nanchor_block = "big"\n')
+    with pytest.raises(ModelError, match="anchor_block must be a number"):
+        models.load_manifest(tmp_path)
+
+
+def test_the_manifest_is_parsed_once_until_it_changes(tmp_path, monkeypatch):
+    shutil.copy(models.default_model_dir() / "manifest.toml", tmp_path / "manifest.toml")
+    parses = []
+    loads = models.tomllib.loads
+    monkeypatch.setattr(models.tomllib, "loads", lambda text: parses.append(1) or loads(text))
+    first = models.load_manifest(tmp_path)
+    for _ in range(3):
+        assert models.load_manifest(tmp_path) == first
+        models.get_model("denoise", tmp_path)
+    assert len(parses) == 1
+    text = (tmp_path / "manifest.toml").read_text()
+    assert text.count("noise_map_scale = 4.0") == 1
+    (tmp_path / "new.toml").write_text(text.replace("noise_map_scale = 4.0", "noise_map_scale = 5.0"))
+    (tmp_path / "new.toml").replace(tmp_path / "manifest.toml")  # as models/train/export.py rewrites it
+    assert models.get_model("denoise", tmp_path).noise_map_scale == 5.0  # a rewritten manifest is read again
+    assert len(parses) == 2
+
+
+def test_demosaic_feeds_the_noise_map_scale_of_its_manifest_row():
+    import dataclasses
+    import pathlib
+
+    from truepix.engine.develop import demosaic
+    from truepix.io.raw import RawMosaic
+
+    info = models.get_model("demosaic")
+    half = dataclasses.replace(info, noise_map_scale=info.noise_map_scale / 2)
+    planes = np.random.default_rng(2).random((10, 12, 4)).astype(np.float32)
+    wb, noise = np.asarray([2.0, 1.0, 1.5]), (1e-3, 1e-4)
+    full, halved = info.kind.feed_mosaic(info, planes, wb, noise), half.kind.feed_mosaic(half, planes, wb, noise)
+    np.testing.assert_array_equal(full[..., :4], halved[..., :4])
+    np.testing.assert_allclose(halved[..., 4:], full[..., 4:] / 2, rtol=1e-6)
+    mos = RawMosaic(path=pathlib.Path("x"), mosaic=planes[..., 0], pattern="RGGB", wb=wb, cam_xyz=None,
+                    noise_profile=noise)
+    opts = EngineOptions(provider="cpu", threads=1)
+    assert not np.array_equal(demosaic(mos, info, opts)[0], demosaic(mos, half, opts)[0])
+
+
+def test_a_new_input_kind_runs_with_only_its_registry_entry(tmp_path, monkeypatch):
+    """A kind added to ``kinds.KINDS`` is fed, checked in recipes and routed with no other change."""
+    from truepix.engine import budget, kinds
+    from truepix.errors import RecipeError
+    from truepix.process import needs_raw
+    from truepix.recipes import from_mapping
+
+    class Level(kinds.Kind):  # feeds the step's "level" as one plane: the adaptive network's fourth
+        name = "rgb+level"
+        planes = 1
+        params = {"level": ("a number from 0 to 1", kinds.number(0, 1))}
+
+        def extra_planes(self, model, pixels, params, provider, threads):
+            return float(params.get("level", 0.0))
+
+    monkeypatch.setitem(kinds.KINDS, Level.name, Level())
+    adaptive = models.get_model("upscale-x2-adaptive")
+    shutil.copy(adaptive.path, tmp_path / adaptive.path.name)
+    (tmp_path / "manifest.toml").write_text(
+        f'[[models]]\nname = "level"\ntask = "upscale"\nscale = 2\nfile = "{adaptive.path.name}"\n'
+        f'sha256 = "{adaptive.sha256}"\ninput = "rgb+level"\nreceptive_radius = {adaptive.receptive_radius}\n')
+    table = models.load_manifest(tmp_path)
+    recipe = from_mapping("l", {"steps": [{"model": "level", "level": 1.0}]}, "test", installed=table)
+    with pytest.raises(RecipeError, match="unknown parameter 'grain'"):
+        from_mapping("l", {"steps": [{"model": "level", "grain": 0.5}]}, "test", installed=table)
+    assert not needs_raw(recipe, tmp_path) and budget.estimate(10, 10, recipe, table).out_width == 20
+    img = photo_like(40, 48, seed=4)
+    opts = EngineOptions(provider="cpu", threads=1)
+    got = run_model(table["level"], img, opts, params={"level": 1.0})
+    np.testing.assert_array_equal(got, run_model(adaptive, img, opts, params={"input": "camera"}))
+    res = enhance(img, None, recipe, opts, model_dir=tmp_path)
+    assert res.pixels.shape == (80, 96, 3) and res.models == ["level@1"]
+
+
+def test_a_control_reports_progress_and_stops_the_engine_at_a_tile_boundary():
+    """Issue 17.1: progress and cancellation are one small object passed down (engine/control.py)."""
+    import threading
+
+    from truepix.engine.control import Control, Stopped
+    from truepix.engine.pipeline import EngineOptions
+    from truepix.engine.run import run
+    from truepix.io.image import Decoded
+    from truepix.recipes import Recipe, Step
+
+    img = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)
+    seen = []
+    done = run(Decoded(img.copy(), None, None, 8, "png", 1, None),
+               Recipe("t", (Step("upscale-x2"),)), EngineOptions(tile=64), Control(seen.append))
+    assert done.pixels.shape == (512, 512, 3) and seen[-1] == 1.0 and sorted(seen) == seen
+
+    first = threading.Event()
+    control = Control(lambda f: (first.set(), control.stop("cancel")))
+    with pytest.raises(Stopped) as stop:
+        run(Decoded(img.copy(), None, None, 8, "png", 1, None),
+            Recipe("t", (Step("upscale-x2"),)), EngineOptions(tile=64), control)
+    assert stop.value.why == "cancel" and first.is_set() and control.fraction < 1.0

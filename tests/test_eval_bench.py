@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import photo_like
@@ -96,3 +97,24 @@ def test_bench_an_x4_model_against_pillow_at_x4(tmp_path):
     for c in cases:
         assert "error" not in c, c
         assert abs(c["output_mp"] - 16 * c["input_mp"]) < 0.01
+
+
+def test_an_eval_that_cannot_run_raises_eval_error_and_the_cli_exits_1_with_its_message(tmp_path):
+    """The evaluations raise ``EvalError`` (a TruepixError, not SystemExit: they are library code);
+    ``truepix eval`` ends with the message and exit status 1 it has always given."""
+    from truepix.errors import EvalError, TruepixError
+    from truepix.evaluate.sr import evaluate_upscale
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EvalError, match="^eval: no images in ") as err:
+        evaluate_upscale(empty, 2)
+    assert isinstance(err.value, TruepixError)
+    with pytest.raises(EvalError, match="unknown degradation 'blur'"):
+        evaluate_upscale(empty, 2, degradation="blur")
+    with pytest.raises(SystemExit) as ended:  # a str code: Python prints it and exits with status 1
+        main(["eval", "--task", "upscale", "--scale", "2", "--data", str(empty)])
+    assert ended.value.code == f"truepix: eval: no images in {empty}"
+    with pytest.raises(SystemExit) as ended:
+        main(["eval", "--task", "demosaic", "--data", str(empty)])
+    assert ended.value.code == f"truepix: eval: no images in {empty}"

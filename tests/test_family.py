@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from truepix.colorimetry import srgb_to_linear
+from truepix.colour import srgb_to_linear
 from truepix.resize import imresize
 from truepix.simulate import family
 from truepix.simulate.cfa import demosaic_bilinear, mosaic

@@ -47,7 +47,7 @@ def test_block_means_with_partial_edge_blocks():
 
 
 def test_delta_e2000_reference_pairs():
-    from truepix.colorimetry import delta_e2000
+    from truepix.colour import delta_e2000
 
     # Sharma, Wu & Dalal (2005) test data, pairs 1, 7 and 17.
     lab1 = np.array([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0]])
@@ -56,7 +56,7 @@ def test_delta_e2000_reference_pairs():
 
 
 def test_transfer_curves_in_place_on_any_layout():
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
 
     a = np.asfortranarray(np.random.default_rng(0).random((40, 30, 3), dtype=np.float32))
     want = srgb_to_linear(np.ascontiguousarray(a))
@@ -93,7 +93,7 @@ def test_camera_models_are_anchored_in_linear_light(tmp_path):
     (tmp_path / "manifest.toml").write_text(text.replace('name = "upscale-x2"\n', 'name = "upscale-x2"\n'
                                                          'anchor = "linear"\nanchor_block = 8\n', 1))
     info = models.load_manifest(tmp_path)["upscale-x2"]
-    assert info.extra["anchor"] == "linear"
+    assert info.anchor == "linear"
     img = np.clip(np.random.default_rng(0).normal(0.05, 0.03, (48, 48, 3)), 0, 1).astype(np.float32)
     out = enhance(img, None, Recipe("r", (Step("upscale-x2"),)), model_dir=tmp_path).pixels
     lin_in = img.reshape(6, 8, 6, 8, 3).mean(axis=(1, 3))
@@ -105,7 +105,7 @@ def test_colour_shift_averages_light_so_detail_is_not_a_colour_shift():
     # Input: flat mid-grey, 0.5 in linear light.  Output: a checkerboard of 0.2 and 0.8 linear,
     # which sends every block exactly the same light, only sharper.  Averaging sRGB code values
     # would call it ~3 dE00 darker (the curve is concave); averaging light calls it what it is.
-    from truepix.colorimetry import linear_to_srgb
+    from truepix.colour import linear_to_srgb
 
     inp = np.full((32, 32, 3), linear_to_srgb(np.float32(0.5)), np.float32)
     lin = np.full((64, 64, 3), 0.2, np.float32)
@@ -121,7 +121,7 @@ def test_linear_reanchor_converts_only_what_it_corrects_and_equals_the_dense_pat
     """reanchor(linear=True) on sRGB-encoded arrays = decode everything, anchor light, encode —
     but pixels whose correction is zero are left exactly as they were (that is what makes the
     guard of a 96 MP camera output cheap)."""
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
 
     rng = np.random.default_rng(3)
     inp = rng.uniform(0.2, 0.8, (128, 192, 3)).astype(np.float32)

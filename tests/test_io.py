@@ -457,3 +457,166 @@ def test_png16_orientation(tmp_path, how):
     d = read_image(tmp_path / "o16.png")
     assert d.orientation == 6 and d.pixels.shape == (5, 3, 3)
     assert np.array_equal(_encoded(d, 65535), np.rot90(stored, -1))
+
+
+# --- the format registry (truepix.io.formats) -------------------------------------------------
+
+
+def test_every_recipe_format_is_in_the_registry():
+    from truepix import recipes
+    from truepix.io import formats
+
+    assert recipes.FORMATS == formats.OUTPUT_FORMATS == ("tiff", "png", "jpeg", "dng")
+    for name in recipes.FORMATS:
+        fmt = formats.FORMATS[name]
+        assert fmt.name == name and fmt.extension in fmt.suffixes and recipes.EXTENSIONS[name] == fmt.extension
+        for bits in (8, 16):
+            depth = recipes.Recipe("r", (), format=name, bits=bits).bit_depth
+            assert depth == {"jpeg": 8, "dng": 16}.get(name, bits) and depth in fmt.bit_depths
+    assert formats.BIT_DEPTHS == (8, 16)
+    # Rendered formats have an encoder; a linear DNG is written from camera RGB by io.dng.
+    assert [f.name for f in formats.FORMATS.values() if f.encoder] == ["tiff", "png", "jpeg"]
+
+
+def test_the_cli_offers_the_registry_formats(capsys):
+    from truepix.cli import build_parser
+    from truepix.io import formats
+
+    parser = build_parser()
+    for name in formats.OUTPUT_FORMATS:
+        assert parser.parse_args(["process", "a.jpg", "--format", name]).format == name
+    for name in ("raw", "tif", "bmp"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["process", "a.jpg", "--format", name])
+
+
+@pytest.mark.parametrize("name", ["tiff", "png", "jpeg"])
+def test_each_suffix_sniffs_to_its_format(tmp_path, name):
+    from truepix.io import formats
+    from truepix.io.image import SUPPORTED_SUFFIXES, sniff
+
+    fmt = formats.FORMATS[name]
+    for i, suffix in enumerate(fmt.suffixes):
+        assert suffix in SUPPORTED_SUFFIXES and formats.by_suffix(suffix.upper()) is fmt
+        out = write_image(tmp_path / f"p{i}{suffix}", np.full((4, 6, 3), 0.5, np.float32), fmt=name, bits=8)
+        head = out.read_bytes()[:64]
+        assert formats.sniff(head) is fmt and sniff(head) == name and read_image(out).kind == name
+        # Whatever the name says, the content decides: the same bytes under another format's suffix.
+        other = tmp_path / f"q{i}{'.png' if name != 'png' else '.tif'}"
+        other.write_bytes(out.read_bytes())
+        assert read_image(other).kind == name
+        (tmp_path / f"t{i}{suffix}").write_text("not an image")
+        with pytest.raises(ImageReadError, match=f"not a {fmt.label} "):
+            read_image(tmp_path / f"t{i}{suffix}")
+
+
+def test_raw_suffixes_are_read_as_raw():
+    from truepix.io import RAW_EXTENSIONS, SUPPORTED_SUFFIXES, formats
+
+    assert RAW_EXTENSIONS == formats.RAW_SUFFIXES and RAW_EXTENSIONS <= SUPPORTED_SUFFIXES
+    assert SUPPORTED_SUFFIXES == {".jpg", ".jpeg", ".png", ".tif", ".tiff"} | RAW_EXTENSIONS
+    assert all(formats.by_suffix(s) is formats.RAW for s in RAW_EXTENSIONS)
+    assert formats.by_suffix(".dng") is formats.RAW  # a DNG (linear or not) is read with LibRaw
+    assert formats.by_suffix(".bmp") is None and formats.sniff(b"BM\0\0") is None
+    assert read_image(KDC).kind == "raw"
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "tif", "png", "jpeg", "jpg", "JPG"])
+def test_write_image_takes_names_and_aliases(tmp_path, fmt):
+    from truepix.io import formats
+
+    out = write_image(tmp_path / "o", np.zeros((2, 3, 3), np.float32), fmt=fmt)
+    assert read_image(out).kind == formats.encoded(fmt).name
+
+
+def test_write_image_refuses_what_the_registry_does_not_encode(tmp_path):
+    with pytest.raises(ImageWriteError, match=r"unknown output format 'dng' \(tiff, png or jpeg\)"):
+        write_image(tmp_path / "o.dng", np.zeros((2, 2, 3), np.float32), fmt="dng")
+    with pytest.raises(ImageWriteError, match="bit depth must be 8 or 16, not 12"):
+        write_image(tmp_path / "o.tif", np.zeros((2, 2, 3), np.float32), bits=12)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["tiff", "png", "jpeg"])
+def test_written_formats_carry_the_metadata_the_registry_says(tmp_path, name):
+    import pyexiv2
+
+    from truepix.colour import icc as space_icc
+    from truepix.io import formats, read_truepix_flag
+
+    fmt = formats.FORMATS[name]
+    src = tmp_path / "src.jpg"
+    Image.fromarray(_u8((6, 8, 3))).save(src)
+    img = pyexiv2.Image(str(src))
+    img.modify_exif({"Exif.Image.Artist": "Ann Example"})
+    img.modify_iptc({"Iptc.Application2.Keywords": ["harbour"]})
+    img.close()
+    profile = space_icc("adobe-rgb")
+    out = write_image(tmp_path / f"o{fmt.extension}", np.zeros((6, 8, 3), np.float32), fmt=name, icc=profile,
+                      metadata_source=src, xmp_info={"recipe": "r", "models": "m", "source": "src.jpg"})
+    img = pyexiv2.Image(str(out))
+    try:
+        exif, iptc = img.read_exif(), img.read_iptc()
+    finally:
+        img.close()
+    assert fmt.carries(formats.ICC) == (read_image(out).icc == profile)
+    assert fmt.carries(formats.XMP) == read_truepix_flag(out)
+    assert fmt.carries(formats.EXIF) == (exif.get("Exif.Image.Artist") == "Ann Example")
+    assert fmt.carries(formats.IPTC) == (iptc.get("Iptc.Application2.Keywords") == ["harbour"])
+
+
+# --- the atomic writer (truepix.io.atomic) ------------------------------------------------------
+
+
+def test_atomic_output_publishes_only_a_finished_file(tmp_path):
+    from truepix.io import atomic, image
+
+    dest = tmp_path / "a.bin"
+    with atomic.output(dest, overwrite=False) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(atomic.temp_prefix(dest)) and not dest.exists()
+        tmp.write_bytes(b"done")
+    assert dest.read_bytes() == b"done" and _leftovers(tmp_path) == []
+    with pytest.raises(ImageWriteError, match="file already exists"):
+        with atomic.output(dest, overwrite=False) as tmp:
+            tmp.write_bytes(b"second")
+    with pytest.raises(ImageWriteError, match="ValueError: half way"):
+        with atomic.output(dest, overwrite=True) as tmp:
+            tmp.write_bytes(b"half")
+            raise ValueError("half way")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.output(dest, overwrite=True) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert dest.read_bytes() == b"done" and _leftovers(tmp_path) == []
+    with atomic.output(dest, overwrite=True) as tmp:
+        tmp.write_bytes(b"again")
+    assert dest.read_bytes() == b"again" and sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+    # What io.image (and the queue's crash clean-up, through it) uses is this one writer's.
+    assert image.remove_temp_files is atomic.remove_temp_files and image.fit_name is atomic.fit_name
+    assert image.temp_path is atomic.temp_path
+
+
+def test_the_linear_dng_writer_is_atomic_too(tmp_path, monkeypatch):
+    from truepix.io import atomic
+    from truepix.io.dng import write_linear_dng
+    from truepix.io.raw import RawMosaic
+
+    info = RawMosaic(path=None, mosaic=None, pattern="RGGB", wb=np.array([2.0, 1.0, 1.5]), cam_xyz=None)
+    rgb = np.full((4, 6, 3), 0.25, np.float32)
+    with pytest.raises(ImageWriteError, match="folder does not exist"):
+        write_linear_dng(tmp_path / "nope" / "a.dng", rgb, info)
+    seen = []
+
+    def crash(tmp, dest, overwrite):
+        seen.append(tmp)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic, "publish", crash)
+    with pytest.raises(ImageWriteError, match="disk full"):
+        write_linear_dng(tmp_path / "a.dng", rgb, info)
+    assert seen and seen[0].name.startswith(".a.dng.truepix-tmp-") and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    out = write_linear_dng(tmp_path / "a.dng", rgb, info)
+    with pytest.raises(ImageWriteError, match="file already exists"):
+        write_linear_dng(out, rgb, info)
+    assert tifffile.imread(out).shape == (4, 6, 3) and _leftovers(tmp_path) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
+import pytest
 import tifffile
 
 from conftest import REPO, need_tools, photo_like
@@ -26,6 +27,7 @@ def test_specs_with_sdk_standins():
     run_spec("spec/lightroom_spec.lua", "lua5.1").assert_all_passed(at_least=34)
 
 
+@pytest.mark.slow
 def test_end_to_end_with_a_real_daemon(tmp_path):
     need_tools("busted", "lua5.1")
     run = subprocess.run(["lua5.1", "-e", "require('socket.http')"], capture_output=True, text=True)

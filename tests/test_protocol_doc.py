@@ -42,6 +42,7 @@ def same_shape(got, want, where="$"):
         assert type(got) is type(want) or {type(got), type(want)} <= {int, float}, f"{where}: {got!r} vs {want!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 def test_every_documented_example_against_a_live_daemon(tmp_path):
     pairs = examples()

@@ -9,10 +9,11 @@ import rawpy
 import tifffile
 
 from conftest import photo_like
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix import colour
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.engine import models, rawnoise
 from truepix.engine.develop import develop, to_rggb
-from truepix.io import colourspaces, raw
+from truepix.io import raw
 from truepix.io.dng import write_cfa_dng
 from truepix.process import process_file, read_raw
 from truepix.recipes import BUILTIN, Recipe, Step, from_mapping
@@ -154,7 +155,7 @@ def test_develop_tiff_renders_in_the_recipes_colour_space_upright_with_its_icc(t
         px = page.asarray()
         icc = bytes(page.tags[34675].value)
     assert px.shape == (128, 96, 3) and px.dtype == np.uint16  # turned upright: sensor 96x128, orientation 6
-    assert icc == colourspaces.icc("prophoto")
+    assert icc == colour.icc("prophoto")
 
 
 def test_icc_profiles_match_the_encoded_values():
@@ -164,9 +165,9 @@ def test_icc_profiles_match_the_encoded_values():
 
     lin = np.random.default_rng(0).uniform(0.05, 0.95, (16, 16, 3)).astype(np.float32)
     for space in ("adobe-rgb", "prophoto"):
-        m = colourspaces.xyz_d65_to(space) @ colourspaces.SRGB_TO_XYZ
-        enc = colourspaces.encode(np.clip(lin @ m.T.astype(np.float32), 0, 1), space)
-        prof = ImageCms.ImageCmsProfile(io.BytesIO(colourspaces.icc(space)))
+        m = colour.xyz_d65_to(space) @ colour.SRGB_TO_XYZ
+        enc = colour.encode(np.clip(lin @ m.T.astype(np.float32), 0, 1), space)
+        prof = ImageCms.ImageCmsProfile(io.BytesIO(colour.icc(space)))
         im = Image.fromarray(np.round(enc * 255).astype(np.uint8))
         back = ImageCms.profileToProfile(im, prof, ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
                                          renderingIntent=1)

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.simulate import camera, cfa, filters, jpeg, olpf, optics, pipeline, sensor
 from truepix.simulate.special import bessel_j1
 

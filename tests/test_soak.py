@@ -1,6 +1,6 @@
 """A short soak (tests/soak.py): a real daemon killed with SIGKILL at random moments, three rounds.
 
-Not in the default suite (about half a minute of two cores): set ``TRUEPIX_SOAK=1`` to run it
+Not in the default suite (25-45 s of two cores): set ``TRUEPIX_SOAK=1`` to run it
 (CI does).  The full soak, whose figures docs/reliability.md gives, is
 ``python tests/soak.py --rounds 30 --seed 1``.
 """

@@ -110,7 +110,7 @@ def test_losses_agree_with_the_reference_colour_science(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))  # models/ is the repository's, not an installed package
 
     from models.train.losses import lab_msssim, ms_ssim, srgb_to_lab
-    from truepix.colorimetry import linear_srgb_to_lab, srgb_to_linear
+    from truepix.colour import linear_srgb_to_lab, srgb_to_linear
 
     x = torch.rand(2, 3, 40, 40)
     ref = linear_srgb_to_lab(srgb_to_linear(x.numpy().transpose(0, 2, 3, 1).copy()))

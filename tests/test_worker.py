@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import BAD_INPUTS, make_bad_inputs, photo_like, wait_until
 from truepix.engine.pipeline import EngineOptions
 from truepix.recipes import BUILTIN
+from truepix.service import worker as worker_module
 from truepix.service.queue import JobQueue
 from truepix.service.worker import Worker
 
@@ -37,33 +38,67 @@ def queue(tmp_path):
     return JobQueue(tmp_path / "q.sqlite3")
 
 
-def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue):
+def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue, monkeypatch):
+    """Read from the worker's own calls, not sampled: the queue's claims and finishes, in the queue's
+    order, and the decodes.  Each finish waits (at most 60 s) for the next job's decode, so a worker that
+    decodes ahead shows it however loaded the machine, and one that does not fails the order below."""
     src = tmp_path / "in"
     src.mkdir()
     jobs = [queue.submit(_jpeg(src / f"p{i}.jpg", 320, 480, seed=i), UPSCALE) for i in range(4)]
-    running_seen = []
-    stop = threading.Event()
+    ids = [j.id for j in jobs]
+    by_source = {j.source: j.id for j in jobs}
+    events: list[tuple[str, int]] = []
+    running_seen = []  # the queue's running count just after each claim: its highest values
+    decoded = {i: threading.Event() for i in ids}
+    lock = threading.Lock()
+    real_decode = worker_module.decode_source
 
-    def watch():
-        while not stop.is_set():
-            running_seen.append(queue.counts()["running"])
-            time.sleep(0.005)
+    def decode(path, *args, **kwargs):
+        try:
+            return real_decode(path, *args, **kwargs)
+        finally:
+            job_id = by_source[str(path)]
+            with lock:
+                events.append(("decoded", job_id))
+            decoded[job_id].set()
 
-    w = Worker(queue, FAST, poll=0.05)
-    t = threading.Thread(target=watch)
-    t.start()
+    class Recording:
+        """The queue as the worker sees it; a claim or finish and its note are one step."""
+
+        def __getattr__(self, name):
+            return getattr(queue, name)
+
+        def claim(self, *args, **kwargs):
+            with lock:
+                job = queue.claim(*args, **kwargs)
+                if job is not None:
+                    events.append(("claim", job.id))
+                    running_seen.append(queue.counts()["running"])
+            return job
+
+        def finish(self, job_id, *args, **kwargs):
+            later = ids[ids.index(job_id) + 1:]
+            if later:
+                decoded[later[0]].wait(60)
+            with lock:
+                events.append(("finish", job_id))
+                return queue.finish(job_id, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "decode_source", decode)
+    w = Worker(Recording(), FAST, poll=0.05)
     w.start()
     try:
-        assert wait_until(lambda: _final(queue, [j.id for j in jobs]))
+        assert wait_until(lambda: _final(queue, ids))
     finally:
-        stop.set()
-        t.join()
         w.stop(5)
     done = [queue.get(j.id) for j in jobs]
     assert [j.state for j in done] == ["done"] * 4
     assert [j.started for j in done] == sorted(j.started for j in done)  # claimed in queue order
     assert all(j.finished <= k.finished for j, k in zip(done, done[1:], strict=False))
-    # While one job is inferred the next one is already claimed and decoding: two running, never three.
+    assert [i for what, i in events if what == "claim"] == ids
+    # While one job is inferred the next one is already claimed and decoded: two running, never three.
+    for current, ahead in zip(ids, ids[1:], strict=False):
+        assert events.index(("decoded", ahead)) < events.index(("finish", current)), events
     assert max(running_seen) == 2
     assert _visible(src) == sorted([f"p{i}.jpg" for i in range(4)] + [f"p{i}-truepix.tif" for i in range(4)])
 

@@ -141,7 +141,7 @@ def cmd_models(args) -> int:
             state = "ok"
         except TruepixError as e:
             state = f"BROKEN: {e}"
-        size = "Bayer mosaic -> RGB" if m.input == "bayer" else f"x{m.scale}"
+        size = "Bayer mosaic -> RGB" if m.kind.needs_raw else f"x{m.scale}"
         print(f"  {m.name:<22} v{m.version}  {m.task:<9} {size}  {m.path.name}  sha256 {state}")
     return 0
 
@@ -180,6 +180,22 @@ def _eval_params(items: list[str]) -> dict:
     return params
 
 
+def _eval_exit(cmd):
+    """``truepix eval`` and ``bench`` end on an ``EvalError`` (no images, a model of the wrong kind...)
+    with its message on stderr and exit status 1, as they always have (other errors: ``main``'s 2)."""
+
+    def run(args) -> int:
+        from truepix.errors import EvalError
+
+        try:
+            return cmd(args)
+        except EvalError as e:
+            raise SystemExit(f"truepix: {e}") from None
+
+    return run
+
+
+@_eval_exit
 def cmd_eval(args) -> int:
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
@@ -211,6 +227,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
+@_eval_exit
 def cmd_bench(args) -> int:
     from truepix.evaluate.bench import format_table, run_bench
 

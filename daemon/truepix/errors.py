@@ -37,3 +37,8 @@ class ModelError(TruepixError):
 
 class RecipeError(TruepixError):
     """A recipe is unknown or malformed."""
+
+
+class EvalError(TruepixError):
+    """``truepix eval`` or ``truepix bench`` cannot run as asked: no images, a model of another kind,
+    a protocol that does not take these options, a missing optional package."""

@@ -1,7 +1,10 @@
 """``truepix process``: files in, enhanced files beside them (or in ``--out``).
 
-One file at a time: decode, enhance (engine), encode + metadata (io).  Every
-failure becomes a ``FileResult`` with a one-line reason; the original is never
+One way through, for one file: ``decode_source`` (io: checks, then the decoded image or RAW
+mosaic) -> ``engine.run`` (picks RAW or RGB) -> ``io.encode`` (output colour, crop, orientation,
+format, metadata, atomic publish); ``finish`` composes the last two and returns a ``FileResult``.
+The daemon's worker calls the same two halves (it decodes one job ahead); ``process_file`` calls
+both.  Every failure becomes a ``FileResult`` with a one-line reason; the original is never
 touched and nothing is left behind for a file that failed.
 """
 
@@ -14,10 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.engine.control import Control
+from truepix.engine.pipeline import EngineOptions
+from truepix.engine.run import run
 from truepix.errors import ImageReadError, ImageWriteError, TruepixError
 from truepix.io import (
-    RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag, srgb_icc, write_image,
+    RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag,
 )
 from truepix.io.image import fit_name
 from truepix.io.raw import RawMosaic
@@ -101,7 +106,7 @@ def needs_raw(recipe: Recipe, model_dir=None) -> bool:
     from truepix.engine import models
 
     table = models.load_manifest(model_dir)
-    return any(table[s.model].input == "bayer" for s in recipe.steps if s.model in table)
+    return any(table[s.model].kind.needs_raw for s in recipe.steps if s.model in table)
 
 
 def read_raw(source: pathlib.Path, max_pixels: int = 250_000_000, size_check=None) -> RawMosaic:
@@ -169,83 +174,41 @@ def decode_source(source: pathlib.Path, *, force: bool = False, out_dir: pathlib
     return read_image(source, size_check=budget)
 
 
-def enhance_and_write(
+def finish(
     source: pathlib.Path,
     decoded,
     recipe: Recipe,
-    result: FileResult,
     *,
     out_dir: pathlib.Path | None = None,
     overwrite: bool = False,
     options: EngineOptions = EngineOptions(),
-    progress: Callable[[float], None] | None = None,
-    plan: Callable[[pathlib.Path], None] | None = None,
-) -> None:
-    """Second half: run the recipe on ``decoded`` and publish the output; fills ``result``.
-
-    ``plan(dest)`` is called with the output path just before it is written.
-    Raises like ``decode_source``; the output appears whole or not at all.
-    """
-    if isinstance(decoded, RawMosaic):
-        _develop_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
-                           progress=progress, plan=plan)
-        return
-    enhanced = enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
-    del decoded.pixels
-    dest = output_path(source, recipe, out_dir, overwrite)
-    if plan is not None:
-        plan(dest)
-    icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
-    written = write_image(
-        dest, enhanced.pixels, alpha=enhanced.alpha, fmt=recipe.format, icc=icc, bits=recipe.bit_depth,
-        metadata_source=source, overwrite=overwrite,
-        xmp_info={"recipe": recipe.name, "models": ", ".join(enhanced.models), "source": source.name},
-    )
-    result.status, result.output = "done", str(written)
-    result.models, result.fidelity = enhanced.models, enhanced.fidelity
-    result.height, result.width = enhanced.pixels.shape[:2]
-
-
-def _develop_and_write(source, mos: RawMosaic, recipe: Recipe, result: FileResult, *, out_dir, overwrite, options,
-                       progress, plan) -> None:
-    """RAW development (``engine.develop``), then a linear DNG or a rendered file in the recipe's
-    colour space (default crop and orientation applied, matching ICC profile)."""
+    control: Control | None = None,
+) -> FileResult:
+    """Second half of a job: the engine on ``decoded`` (``engine.run`` picks RAW or RGB), then the
+    encoder (``io.encode``); returns the result.  ``control`` carries progress and a stop request
+    (``Stopped`` at a tile boundary, nothing written) and hears the output path before the write.
+    Raises like ``decode_source``; the output appears whole or not at all."""
     import numpy as np
 
-    from truepix.engine.develop import develop
-    from truepix.io import colourspaces
-    from truepix.io.dng import write_linear_dng
-    from truepix.io.orientation import apply_orientation
+    from truepix.io.encode import encode_raw, encode_rgb
 
-    dev = develop(mos, recipe, options, progress)
-    mos.mosaic = mos.rgb = None  # the developed image is all that is needed now
+    out = run(decoded, recipe, options, control)
     dest = output_path(source, recipe, out_dir, overwrite)
-    if plan is not None:
-        plan(dest)
-    s = dev.scale
-    crop = None if mos.crop is None else tuple(v * s for v in mos.crop)
-    xmp = {"recipe": recipe.name, "models": ", ".join(dev.models), "source": source.name}
-    rgb = dev.rgb
-    if recipe.format == "dng":
-        rgb /= np.asarray(mos.wb, np.float32)  # a raw stores light before white balance
-        written = write_linear_dng(dest, rgb, mos, crop=crop, orientation=mos.orientation, metadata_source=source,
-                                   xmp_info=xmp, overwrite=overwrite)
+    if control is not None:
+        control.planned(dest)
+    result = FileResult(source=str(source), status="done", models=out.models, fidelity=out.fidelity)
+    if isinstance(decoded, RawMosaic):
+        decoded.mosaic = decoded.rgb = None  # the developed image is all that is needed now
+        written, (h, w) = encode_raw(dest, out, decoded, recipe, source, overwrite=overwrite)
+        result.notes = out.notes
+        if out.noise_source:
+            result.fidelity["noise_sd_at_0.1"] = round(float(np.sqrt(out.noise[0] * 0.1 + out.noise[1])), 6)
+            result.notes.append(f"raw noise: {out.noise_source}")
     else:
-        space = recipe.colour_space
-        if crop is not None:
-            top, left, h, w = crop
-            rgb = rgb[top:top + h, left:left + w]
-        rgb = colourspaces.from_camera(np.ascontiguousarray(rgb), mos.rgb_cam(), space)
-        rgb = np.ascontiguousarray(apply_orientation(rgb, mos.orientation))
-        written = write_image(dest, rgb, fmt=recipe.format, icc=colourspaces.icc(space), bits=recipe.bit_depth,
-                              metadata_source=source, overwrite=overwrite, xmp_info=xmp,
-                              encode=lambda x: colourspaces.encode(x, space))
-    result.status, result.output = "done", str(written)
-    result.models, result.fidelity, result.notes = dev.models, dev.fidelity, dev.notes
-    if dev.noise_source:
-        result.fidelity["noise_sd_at_0.1"] = round(float(np.sqrt(dev.noise[0] * 0.1 + dev.noise[1])), 6)
-        result.notes.append(f"raw noise: {dev.noise_source}")
-    result.height, result.width = rgb.shape[:2]
+        del decoded.pixels
+        written, (h, w) = encode_rgb(dest, out, decoded, recipe, source, overwrite=overwrite)
+    result.output, result.height, result.width = str(written), h, w
+    return result
 
 
 def failure_message(err: BaseException, source: pathlib.Path) -> str:
@@ -273,19 +236,17 @@ def process_file(
 ) -> FileResult:
     """Enhance one file.  Never raises for a bad file: the result says why."""
     t0 = time.perf_counter()
-    result = FileResult(source=str(source), status="failed")
     out_dir = out_dir if out_dir is not None else recipe.output
     try:
         decoded = decode_source(source, force=force, out_dir=out_dir, recipe=recipe,
                                 memory_limit_mb=options.memory_limit_mb)
-        enhance_and_write(source, decoded, recipe, result, out_dir=out_dir, overwrite=overwrite, options=options,
-                          progress=progress)
+        result = finish(source, decoded, recipe, out_dir=out_dir, overwrite=overwrite, options=options,
+                        control=Control(progress))
     except Skip as e:
-        result.status, result.error = "skipped", str(e)
+        result = FileResult(source=str(source), status="skipped", error=str(e))
     except (TruepixError, MemoryError, OSError) as e:
-        result.error = failure_message(e, source)
-    finally:
-        result.seconds = round(time.perf_counter() - t0, 3)
+        result = FileResult(source=str(source), status="failed", error=failure_message(e, source))
+    result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
 

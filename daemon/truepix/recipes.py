@@ -24,7 +24,6 @@ Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``d
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 import tomllib
 from collections.abc import Callable
@@ -32,9 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from truepix.errors import ModelError, RecipeError
+from truepix.io import formats
 
-FORMATS = ("tiff", "png", "jpeg", "dng")
-EXTENSIONS = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg", "dng": ".dng"}
+# Output formats, their extensions and bit depths: the registry in ``truepix.io.formats``.
+FORMATS = formats.OUTPUT_FORMATS  # ("tiff", "png", "jpeg", "dng")
+EXTENSIONS = {name: formats.FORMATS[name].extension for name in FORMATS}
 COLOUR_SPACES = ("srgb", "adobe-rgb", "prophoto")
 
 
@@ -63,7 +64,8 @@ class Recipe:
 
     @property
     def bit_depth(self) -> int:
-        return 8 if self.format == "jpeg" else 16 if self.format == "dng" else self.bits
+        fmt = formats.FORMATS.get(self.format)
+        return self.bits if fmt is None else fmt.bit_depth(self.bits)  # JPEG: always 8, DNG: 16
 
     def with_format(self, fmt: str | None) -> "Recipe":
         """The same recipe writing ``fmt`` instead (None keeps it)."""
@@ -145,36 +147,14 @@ def _too_deep(data: Any, limit: int = MAX_DEPTH) -> str | None:
     return None
 
 
-def _number(lo: float, hi: float) -> Callable[[Any], bool]:
-    def ok(value: Any) -> bool:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and lo <= value <= hi)
-    return ok
+def step_params(input_name: str) -> dict[str, tuple[str, Callable[[Any], bool]]] | None:
+    """The parameters a step may give a model whose manifest ``input`` is ``input_name``: name ->
+    (what it must be, check), as its kind in ``engine.kinds`` reads them; None for an input this
+    version does not know."""
+    from truepix.engine.kinds import KINDS
 
-
-def _frame(value: Any) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) == 4 and all(_number(-1e9, 1e9)(v) for v in value)
-            and value[2] > 0 and value[3] > 0)
-
-
-def _input_kind(value: Any) -> bool:
-    from truepix.engine.inputkind import INPUTS
-
-    return value == "auto" or (isinstance(value, str) and value in INPUTS)
-
-
-# The parameters a step may give, by the model's manifest ``input`` (what the engine reads:
-# pipeline.run_model, noise_level, strength_of, field_planes; inputkind.resolve, grain_of;
-# develop.develop's strength_of): name -> (what it must be, check).
-STEP_PARAMS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
-    "rgb": {},
-    "rgb+noise": {"noise": ("a number of 0..255 code values", _number(0, 255)),
-                  "strength": ("a number from 0 (off) to 1 (full)", _number(0, 1))},
-    "rgb+field": {"frame": ("[top, left, height, width] of the full frame, in pixels", _frame)},
-    "rgb+kind": {"input": ('"auto", "camera" or "clean"', _input_kind),
-                 "grain": ("a number from 0 (removed) to 1 (all kept)", _number(0, 1))},
-    "bayer": {"strength": ("a number from 0 (demosaic only) to 1 (full denoise)", _number(0, 1))},
-}
+    kind = KINDS.get(input_name)
+    return None if kind is None else dict(kind.params)
 
 
 def check_step(model: Any, params: dict[str, Any], where: str) -> None:
@@ -183,7 +163,7 @@ def check_step(model: Any, params: dict[str, Any], where: str) -> None:
     ``where`` names the step (``"<file>: recipes.NAME: steps[0]"``).  A model whose ``input`` this
     version does not know is left to the engine.
     """
-    takes = STEP_PARAMS.get(model.input)
+    takes = step_params(model.input)
     if takes is None:
         return
     for key, value in params.items():
@@ -281,8 +261,8 @@ def from_mapping(name: str, data: dict[str, Any], where: str, installed: dict[st
     if not isinstance(guard, bool):
         raise RecipeError(f"{where}: guard must be true or false")
     bits = data.get("bits", 16)
-    if bits not in (8, 16) or isinstance(bits, bool):
-        raise RecipeError(f"{where}: bits must be 8 or 16, not {bits!r}")
+    if bits not in formats.BIT_DEPTHS or isinstance(bits, bool):
+        raise RecipeError(f"{where}: bits must be {formats.words(formats.BIT_DEPTHS)}, not {bits!r}")
     output = data.get("output", "")
     if not isinstance(output, str):
         raise RecipeError(f"{where}: output must be a folder path, or \"\" for beside the original")

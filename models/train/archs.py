@@ -1,13 +1,23 @@
-"""Network architectures, one small ``nn.Module`` each.
+"""Network architectures, one small ``nn.Module`` each; ``build`` makes one by its ``ARCHS`` name.
 
-``AnchorSR`` follows ABPN ("anchor-based plain net", Du et al., MAI 2021
-challenge winner for mobile real-time SR): a plain stack of 3x3 convolutions at
-low resolution, then a PixelShuffle, with the input itself added as an
-"anchor" (each input pixel repeated scale^2 times in channel space, which after
-the shuffle is nearest-neighbour upsampling).  The network therefore only
-learns the residual detail, which trains fast on a CPU, and everything it does
-is convolutions + ReLU + one depth-to-space: the cheapest graph ONNX Runtime
-runs on any execution provider.
+Each is mostly plain 3x3 convolutions + ReLU around a depth-to-space (cheap graphs that ONNX Runtime
+runs fast on any execution provider), and learns only a residual on top of a fixed or initialised
+guess, which trains fast on a CPU:
+
+- ``AnchorSR`` (``anchor_sr``): ABPN ("anchor-based plain net", Du et al., MAI 2021 mobile real-time
+  SR winner), a plain 3x3 stack at low resolution, then a PixelShuffle, with the input added as an
+  "anchor" (each pixel repeated scale^2 times in channel space: nearest-neighbour upsampling).
+- ``RLFNAnchor`` (``rlfn_anchor``): RLFN's residual blocks (``RLFB``, Kong et al., NTIRE 2022,
+  without ESA) with ABPN's anchor.
+- ``RLFNCond`` (``rlfn_cond``): ``RLFNAnchor`` with one more input plane, the input kind (clean
+  render or camera file) the engine tells it.
+- ``BayerRLFN`` (``bayer_rlfn``): joint demosaic + denoise of packed RGGB + noise planes at half
+  resolution, anchored on a nearest-neighbour guess.
+- ``BayerGammaRLFN`` (``bayer_gamma_rlfn``): the same in the sRGB-curve domain, its anchor a
+  learnable convolution initialised to Malvar-He-Cutler.
+- ``FoldedRLFN`` (``denoise_rlfn``, ``lens_rlfn``): same-size restoration FFDNet-style (the image
+  folded to half resolution, condition planes beside it): the RGB denoiser and the lens optimizer.
+- ``GammaFoldedRLFN`` (``lens_gamma_rlfn``): ``FoldedRLFN`` in the sRGB-curve domain.
 """
 
 from __future__ import annotations

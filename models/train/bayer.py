@@ -30,7 +30,7 @@ import pathlib
 
 import numpy as np
 
-from truepix.colorimetry import srgb_to_linear
+from truepix.colour import srgb_to_linear
 from truepix.simulate.camera import sample_profile
 from truepix.simulate.cfa import mosaic, pack
 from truepix.simulate.sensor import NoiseModel, add_sensor_noise, noise_variance, normalise_raw, quantise_raw

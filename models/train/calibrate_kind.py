@@ -43,7 +43,7 @@ def calibrate(data: list[pathlib.Path], val_count: int = 8, variants: int = 64, 
             student = broad_student(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), 2, shot)
             kind = "clean" if shot.kind == "resized" else "camera"
             scores[kind].append(inputkind.estimate(info, student, "cpu", 0))
-    out = {"model": info.extra["kind_model"], "held_out_images": [p.name for p in files], "variants": variants,
+    out = {"model": info.kind_model, "held_out_images": [p.name for p in files], "variants": variants,
            "seed": seed, "band": [inputkind.UNSURE, inputkind.SURE]}
     for kind, ps in scores.items():
         a = np.asarray(ps)

@@ -69,7 +69,7 @@ def make_pairs(paths: list[pathlib.Path], scale: int, jitter: tuple[float, ...] 
 
 def colour_jitter(img_srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Brightness (x0.7..1.3) and white balance (R, B x0.9..1.1) changed in linear light, clipped."""
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
 
     lin = srgb_to_linear(img_srgb.astype(np.float32))
     gains = rng.uniform(0.7, 1.3) * np.array([rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)], np.float32)
@@ -100,7 +100,7 @@ def scene_defocus(img_srgb: np.ndarray, scale: int, rng: np.random.Generator, pr
     """
     if rng.random() >= prob:
         return img_srgb
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
 
     lin = srgb_to_linear(img_srgb.astype(np.float32))
     return linear_to_srgb(defocus_part(lin, rng.uniform(1.0, max_radius) * scale, rng))

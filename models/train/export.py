@@ -361,4 +361,9 @@ def _rows(manifest: pathlib.Path) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from truepix.errors import TruepixError
+
+    try:
+        sys.exit(main())
+    except TruepixError as e:  # an evaluation that cannot run: one line, as truepix's CLI prints it
+        sys.exit(f"export: {e}")

@@ -25,7 +25,7 @@ import torch
 from models.train import archs, loop
 from models.train.bayer import BayerSampler, load_linear
 from models.train.data import list_images
-from truepix.colorimetry import linear_to_srgb
+from truepix.colour import linear_to_srgb
 from truepix.simulate.camera import PROFILES
 
 

@@ -40,7 +40,7 @@ from PIL import Image
 
 from models.train import archs, loop
 from models.train.data import list_images
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 
 NOISE_MAP_SCALE = 4.0  # sigma on the 0..1 scale, times this: sigma 25/255 -> 0.39
 

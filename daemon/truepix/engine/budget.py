@@ -59,7 +59,7 @@ def _steps(recipe, table) -> list[tuple[int, int]]:
         info = table.get(step.model)
         if info is None:
             continue
-        blend = info.input == "rgb+kind" and step.params.get("input", "auto") == "auto"
+        blend = info.kind.may_blend(step.params)
         out.append((int(info.scale), 2 if blend else 1))
     return out
 

@@ -1,15 +1,16 @@
 """Neural RAW development: Bayer mosaic -> demosaic (+ denoise) -> the recipe's RGB steps.
 
 The result is white-balanced linear *camera* RGB, the space a linear DNG stores (after dividing the
-white balance out again) and the one ``io.rawcolour`` converts to sRGB, Adobe RGB or ProPhoto.
+white balance out again) and the one ``colour.from_camera`` converts to sRGB, Adobe RGB or ProPhoto.
 
 The demosaic network reads the mosaic as four half-resolution planes in RGGB order plus four planes
-of per-site noise deviation (``models.train.bayer``'s layout): other Bayer phases are turned into
-RGGB by mirroring one row and/or column at the top/left edge, which is undone on the result.  The
-noise comes from ``rawnoise`` (the DNG's NoiseProfile, else an estimate from the mosaic, else the
-ISO).  The fidelity guard anchors the result's block means of light (blocks of the manifest's
-``anchor_block`` pixels) to those of the mosaic itself (each channel's own sites; unbiased, if
-noisy): the network may remove noise and aliasing, not move colour or brightness.
+of per-site noise deviation times the row's ``noise_map_scale`` (``models.train.bayer``'s layout,
+built by ``kinds.Bayer.feed_mosaic``): other Bayer phases are turned into RGGB by mirroring one row
+and/or column at the top/left edge, which is undone on the result.  The noise comes from
+``rawnoise`` (the DNG's NoiseProfile, else an estimate from the mosaic, else the ISO).  The fidelity
+guard anchors the result's block means of light (blocks of the manifest's ``anchor_block`` pixels)
+to those of the mosaic itself (each channel's own sites; unbiased, if noisy): the network may
+remove noise and aliasing, not move colour or brightness.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
 from truepix.io.raw import RawMosaic
 from truepix.recipes import Recipe
-
-NOISE_MAP_SCALE = 10.0  # as models.train.bayer: the noise planes are fed times this
-
 
 @dataclass
 class Developed:
@@ -75,20 +73,6 @@ def noise_of(mos: RawMosaic, planes: np.ndarray) -> tuple[tuple[float, float], s
     return rawnoise.from_iso(mos.iso), f"ISO {mos.iso:g} with a typical sensor" if mos.iso else "ISO 100 assumed"
 
 
-def network_input(planes: np.ndarray, wb: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
-    """(h, w, 8): white-balanced planes, then their noise deviation times NOISE_MAP_SCALE."""
-    g = np.asarray([wb[0], wb[1], wb[1], wb[2]], np.float32)
-    out = np.empty(planes.shape[:2] + (8,), np.float32)
-    scale, offset = noise
-    for c in range(4):
-        plane = planes[:, :, c]
-        out[:, :, c] = plane * g[c]
-        sig = np.maximum(plane, 0.0) * np.float32(scale) + np.float32(offset)
-        np.sqrt(sig, out=sig)
-        out[:, :, 4 + c] = sig * np.float32(g[c] * NOISE_MAP_SCALE)
-    return out
-
-
 def _recentre(plane: np.ndarray, towards: int) -> np.ndarray:
     """A half-resolution plane whose sites sit half a pixel off their 2x2 tile's centre, moved onto
     it: 3/4 of each site plus 1/4 of its neighbour on the ``towards`` side (+1 or -1), per axis."""
@@ -127,7 +111,10 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     del padded
     noise, source = noise_of(mos, planes)
     told = (noise[0] * strength ** 2, noise[1] * strength ** 2)  # deviations scale by strength
-    inp = network_input(planes, mos.wb, told)
+    feed = getattr(model.kind, "feed_mosaic", None)
+    if feed is None:
+        raise RecipeError(f"{model.name}: takes {model.input} input, not a RAW mosaic")
+    inp = feed(model, planes, mos.wb, told)
     ref = site_means(planes, mos.wb) if guard else None
     del planes
     sess = models.session(model, options.provider, options.threads)
@@ -143,8 +130,8 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     del inp
     correction = 0.0
     if guard:  # on the padded result, whose RGGB tiles are those of ``ref``
-        tolerance = float(model.extra.get("anchor_tolerance", 0.02))
-        block = max(int(model.extra.get("anchor_block", 16)) // 2, 1)  # in RGGB tiles
+        _, block, tolerance = model.kind.guard(model)
+        block = max(block // 2, 1)  # in RGGB tiles
         correction = fidelity.reanchor(rgb, ref, 2, block=block, tolerance=tolerance)
     h, w = mos.mosaic.shape
     if top or left or rgb.shape[:2] != (h, w):
@@ -168,7 +155,7 @@ def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptio
             raise RecipeError(f"recipe {recipe.name!r}: unknown model {step.model!r}; "
                               f"installed: {', '.join(sorted(table))}")
         infos.append(table[step.model])
-    bayer = [i for i, info in enumerate(infos) if info.input == "bayer"]
+    bayer = [i for i, info in enumerate(infos) if info.kind.needs_raw]
     if bayer and bayer != [0]:
         raise RecipeError(f"recipe {recipe.name!r}: a Bayer step ({infos[bayer[0]].name}) must be the first "
                           "and only one")
@@ -181,9 +168,7 @@ def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptio
             if progress:
                 progress(share * done / total)
 
-        from truepix.engine.pipeline import strength_of
-
-        strength = strength_of(infos[0], recipe.steps[0].params)
+        strength = infos[0].kind.strength(infos[0], recipe.steps[0].params)
         rgb, noise, source, corr = demosaic(mos, infos[0], options, tick, guard=recipe.guard, strength=strength)
         labels.append(infos[0].label)
         if recipe.guard:

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from truepix.colorimetry import delta_e2000, linear_srgb_to_lab, linear_to_srgb, srgb_to_linear
+from truepix.colour import delta_e2000, linear_srgb_to_lab, linear_to_srgb, srgb_to_linear
 
 STRIP = 256  # output rows handled at a time
 _DECODE_LUT: np.ndarray | None = None  # sRGB code value (16-bit steps) -> linear light, for block means

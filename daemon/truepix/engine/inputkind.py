@@ -47,7 +47,7 @@ def _crops(pixels: np.ndarray) -> list[np.ndarray]:
 def estimate(model: models.ModelInfo, srgb: np.ndarray, provider: str = "auto", threads: int = 0) -> float:
     """The probability that ``srgb`` ((H, W, 3) sRGB-encoded 0..1) is a camera file, from the
     estimator ``model`` names (its mean logit over the crops)."""
-    name = model.extra.get("kind_model")
+    name = model.kind_model
     if not name:
         raise RecipeError(f"{model.name}: input = \"auto\" needs a kind estimator, and its manifest row names "
                           "none; set input = \"camera\" or \"clean\" in the recipe")

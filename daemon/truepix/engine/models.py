@@ -10,14 +10,17 @@
     file = "upscale-x2.onnx" # relative to the manifest
     sha256 = "..."           # checked before a session is created
     input = "rgb"            # rgb | rgb+noise (a denoiser's noise plane) | rgb+field (a lens model's x, y planes)
-                             # | bayer (packed mosaic + noise planes)
+                             # | rgb+kind (an upscaler told the input kind) | bayer (packed mosaic + noise planes):
+                             # a key of kinds.KINDS, the object that builds the network's input
     transfer = "srgb"        # values the network sees: "srgb" (gamma-encoded) or "linear"
     receptive_radius = 8     # input pixels of context each output pixel depends on
+    anchor = "srgb"          # ... and the other optional keys ModelInfo names, each with its default there
     ...                      # training recipe, metrics and the commands that measured them
 
-Sessions are cached per (file, provider, threads), so a daemon pays the load
-cost once.  Provider choice: CUDA, DirectML, CoreML when ONNX Runtime offers
-them, the CPU otherwise -- with one clear log line saying which and why.
+The manifest is parsed once per process (again only when the file changes).  Sessions are cached
+per (file, provider, threads), so a daemon pays the load cost once.  Provider choice: CUDA,
+DirectML, CoreML when ONNX Runtime offers them, the CPU otherwise -- with one clear log line
+saying which and why.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ import os
 import pathlib
 import threading
 import tomllib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from truepix.errors import ModelError
+
+if TYPE_CHECKING:
+    from truepix.engine.kinds import Kind
 
 log = logging.getLogger("truepix.engine")
 
@@ -59,17 +65,34 @@ def default_model_dir() -> pathlib.Path:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One manifest row.  ``extra`` keeps every key this class does not name."""
+    """One manifest row, typed.  Every key the engine reads is a field here, with its default for a
+    row that leaves it out (a few differ by ``input``: ``kinds.Kind.defaults``).  ``extra`` keeps
+    the row's other keys as written (training, metrics, ...; the typed ones too, for tools that
+    print a row), so ``models/train/export.py``'s rows read back unchanged."""
 
     name: str
     version: int
-    task: str
-    scale: int
+    task: str                       # upscale | demosaic | denoise | lens | classify
+    scale: int                      # output size / input size
     path: pathlib.Path
     sha256: str
-    input: str = "rgb"
-    transfer: str = "srgb"
-    receptive_radius: int = 16
+    input: str = "rgb"              # the network's input: a key of kinds.KINDS
+    transfer: str = "srgb"          # values the network sees: "srgb" or "linear"
+    receptive_radius: int = 16      # input pixels of context each output pixel depends on
+    # The fidelity guard after the model (pipeline._reanchor, develop.demosaic): the space whose block
+    # means it keeps, the block side in output pixels and the share a block may move before it acts.
+    anchor: str = "srgb"
+    anchor_block: int = 16
+    anchor_tolerance: float = 0.0
+    camera_anchor: str = "linear"   # the same for an rgb+kind model told it upscales a camera file
+    camera_anchor_tolerance: float = 0.1
+    # Restraint after the network (restrain.restrain): clamp radius (px) and noise gate (0: off).
+    clamp_radius: int = 0
+    noise_gate: float = 0.0
+    noise_map_scale: float = 1.0    # noise planes are fed times this (rgb+noise, bayer)
+    kind_model: str = ""            # rgb+kind: the estimator that decides input = "auto"
+    clean_model: str = ""           # rgb+kind: the row clean files go to instead
+    output: str = ""                # what the network returns, when not an image (a classifier)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -77,13 +100,53 @@ class ModelInfo:
         """``name@version``, as recorded in output metadata."""
         return f"{self.name}@{self.version}"
 
+    @property
+    def kind(self) -> Kind:
+        """The ``kinds.Kind`` that feeds this model's network (``input``)."""
+        from truepix.engine.kinds import kind_of
+
+        return kind_of(self.input)
+
 
 _REQUIRED = ("name", "task", "file", "sha256")
+# The row's keys that are not in ``extra`` (the ones naming the file and the network).
+_CORE = ("name", "version", "task", "scale", "file", "sha256", "input", "transfer", "receptive_radius")
+# The typed optional keys: ModelInfo's own fields, and their defaults, past the core ones.
+_TYPED = {f.name: (f.default, type(f.default)) for f in fields(ModelInfo)
+          if f.name not in _CORE and f.name not in ("path", "extra")}
 
 
-def load_manifest(model_dir: pathlib.Path | None = None) -> dict[str, ModelInfo]:
-    """Read ``manifest.toml`` from ``model_dir``; rows keyed by model name."""
-    model_dir = model_dir or default_model_dir()
+def _row(path: pathlib.Path, i: int, row: dict, model_dir: pathlib.Path) -> ModelInfo:
+    from truepix.engine.kinds import kind_of
+
+    missing = [k for k in _REQUIRED if k not in row]
+    if missing:
+        raise ModelError(f"{path}: models[{i}] lacks {', '.join(missing)}")
+    where = f"{path}: models[{i}] ({row['name']})"
+    try:
+        core = dict(version=int(row.get("version", 1)), scale=int(row.get("scale", 1)),
+                    receptive_radius=int(row.get("receptive_radius", 16)))
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{where}: version, scale and receptive_radius must be integers ({e})") from None
+    kind_defaults = kind_of(row.get("input", "rgb")).defaults
+    typed: dict[str, Any] = {}
+    for key, (default, cast) in _TYPED.items():
+        value = row.get(key, kind_defaults.get(key, default))
+        number = cast in (int, float)
+        if isinstance(value, bool) or not isinstance(value, (int, float) if number else cast):
+            raise ModelError(f"{where}: {key} must be {'a number' if number else 'a string'}, not {value!r}")
+        typed[key] = cast(value)
+    return ModelInfo(
+        name=row["name"], task=row["task"], path=model_dir / row["file"], sha256=row["sha256"],
+        input=row.get("input", "rgb"), transfer=row.get("transfer", "srgb"), **core, **typed,
+        extra={k: v for k, v in row.items() if k not in _CORE},
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(model_dir: pathlib.Path, stamp: tuple[int, ...]) -> dict[str, ModelInfo]:
+    """The rows of ``model_dir``'s manifest as it is at ``stamp`` (inode, size, mtime, ctime): one
+    parse per process for each version of the file."""
     path = model_dir / "manifest.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -93,23 +156,21 @@ def load_manifest(model_dir: pathlib.Path | None = None) -> dict[str, ModelInfo]
         raise ModelError(f"{path}: not valid TOML: {e}") from None
     models: dict[str, ModelInfo] = {}
     for i, row in enumerate(data.get("models", [])):
-        missing = [k for k in _REQUIRED if k not in row]
-        if missing:
-            raise ModelError(f"{path}: models[{i}] lacks {', '.join(missing)}")
-        known = {"name", "version", "task", "scale", "file", "sha256", "input", "transfer", "receptive_radius"}
-        models[row["name"]] = ModelInfo(
-            name=row["name"],
-            version=int(row.get("version", 1)),
-            task=row["task"],
-            scale=int(row.get("scale", 1)),
-            path=model_dir / row["file"],
-            sha256=row["sha256"],
-            input=row.get("input", "rgb"),
-            transfer=row.get("transfer", "srgb"),
-            receptive_radius=int(row.get("receptive_radius", 16)),
-            extra={k: v for k, v in row.items() if k not in known},
-        )
+        info = _row(path, i, row, model_dir)
+        models[info.name] = info
     return models
+
+
+def load_manifest(model_dir: pathlib.Path | None = None) -> dict[str, ModelInfo]:
+    """Read ``manifest.toml`` from ``model_dir`` (default: ``default_model_dir``); rows keyed by
+    model name.  Parsed once per version of the file (a rewritten manifest is read again)."""
+    model_dir = pathlib.Path(model_dir) if model_dir else default_model_dir()
+    path = model_dir / "manifest.toml"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model manifest not found (set TRUEPIX_MODELS or reinstall truepix)") from None
+    return dict(_parse(model_dir, (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
 
 
 def get_model(name: str, model_dir: pathlib.Path | None = None) -> ModelInfo:

@@ -16,8 +16,8 @@ from functools import partial
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
-from truepix.engine import fidelity, inputkind, models
+from truepix.colour import linear_to_srgb, srgb_to_linear
+from truepix.engine import fidelity, models
 from truepix.engine.restrain import restrain
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
@@ -44,48 +44,14 @@ class Enhanced:
     seconds: float = 0.0
 
 
-def field_planes(h: int, w: int, frame: tuple[float, float, int, int] | None = None) -> np.ndarray:
-    """(h, w, 2) float32: each pixel's x and y from the optical centre, in half-diagonals of the
-    frame, as a lens model (``input = "rgb+field"``) is told where blur grows.  The frame is the
-    image itself (its centre the optical centre) unless ``frame`` = (top, left, frame height, frame
-    width) places the image inside a larger one."""
-    top, left, fh, fw = frame if frame is not None else (0.0, 0.0, h, w)
-    cy, cx = (fh - 1) / 2, (fw - 1) / 2
-    r = np.float32(np.hypot(cy, cx) or 1.0)
-    out = np.empty((h, w, 2), np.float32)
-    out[:, :, 0] = (np.float32(left) + np.arange(w, dtype=np.float32) - np.float32(cx)) / r
-    out[:, :, 1] = ((np.float32(top) + np.arange(h, dtype=np.float32) - np.float32(cy)) / r)[:, None]
-    return out
-
-
-def noise_level(model: models.ModelInfo, pixels: np.ndarray, params: dict) -> float:
-    """The noise deviation (0..1 scale, in the model's transfer space) a noise-map model is given:
-    the step's ``noise`` (0..255 code values, as photographers and the AWGN literature state it),
-    else an estimate from the image (``noiselevel``)."""
-    if "noise" in params:
-        value = params["noise"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 255:
-            raise RecipeError(f"{model.name}: noise must be a number of 0..255 code values, not {value!r}")
-        return float(value) / 255.0
-    from truepix.engine.noiselevel import estimate_sigma
-
-    return estimate_sigma(pixels)
-
-
-def strength_of(model: models.ModelInfo, params: dict) -> float:
-    value = params.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise RecipeError(f"{model.name}: strength must be a number from 0 (off) to 1 (full), not {value!r}")
-    return float(value)
-
-
 def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, float, float] | None:
     """(clamp radius, noise gate, noise deviation) for ``restrain.restrain`` after a model whose
     manifest row asks for it (``clamp_radius``, ``noise_gate``: the lens optimizer's), else None.
     The noise deviation is estimated once, on the whole input (``noiselevel``)."""
-    radius, gate = int(model.extra.get("clamp_radius", 0)), float(model.extra.get("noise_gate", 0.0))
-    if not (radius or gate):
+    asked = model.kind.restraint(model)
+    if asked is None:
         return None
+    radius, gate = asked
     from truepix.engine.noiselevel import estimate_sigma
 
     return radius, gate, estimate_sigma(pixels) if gate else 0.0
@@ -101,38 +67,24 @@ def run_model(
     """One network over an RGB image, tiled.
 
     ``pixels`` must already be in the model's ``transfer`` space (sRGB-encoded
-    or linear); the result is in the same space, unclipped.  A noise-map model
-    (``input = "rgb+noise"``) also gets a plane of the noise level (``noise_level``)
-    and its result is blended toward the input by the step's ``strength``; a lens
-    model (``"rgb+field"``) gets the pixels' place in the frame (``field_planes``), and its result
-    is restrained (``restraint_of``: no overshoot past the input's local range, no correction
-    where the input is flat and noisy).
+    or linear); the result is in the same space, unclipped.  The model's kind (``kinds``, by its
+    ``input``) builds the network's input: a noise-map model (``input = "rgb+noise"``) also gets a
+    plane of the noise level (``kinds.noise_level``) and its result is blended toward the input by
+    the step's ``strength``; a lens model (``"rgb+field"``) gets the pixels' place in the frame
+    (``kinds.field_planes``).  A row with ``clamp_radius`` or ``noise_gate`` (the lens's) has its result
+    restrained (``restraint_of``: no overshoot past the input's local range, no correction where
+    the input is flat and noisy).
     """
     params = params or {}
-    if model.input not in ("rgb", "rgb+noise", "rgb+field", "rgb+kind"):
+    kind = model.kind
+    if not kind.rgb:
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
                           "(it must be the first step of a recipe for RAW files)")
     sess = models.session(model, options.provider, options.threads)
     name = sess.get_inputs()[0].name
-    feed = pixels
-    strength = 1.0
-    if model.input == "rgb+noise":
-        strength = strength_of(model, params)
-        sigma = noise_level(model, pixels, params) * float(model.extra.get("noise_map_scale", 1.0))
-        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
-        feed[:, :, :-1] = pixels
-        feed[:, :, -1] = sigma
-    elif model.input == "rgb+field":
-        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 2,), np.float32)
-        feed[:, :, :-2] = pixels
-        feed[:, :, -2:] = field_planes(*pixels.shape[:2], params.get("frame"))
-    elif model.input == "rgb+kind":  # the input kind, resolved by ``enhance`` (or given as "camera"/"clean")
-        kind = params["_kind"] if "_kind" in params else float(
-            inputkind.resolve(model, pixels, params, options.provider, options.threads)[0] >= 0.5)
-        feed = np.empty(pixels.shape[:2] + (pixels.shape[2] + 1,), np.float32)
-        feed[:, :, :-1] = pixels
-        feed[:, :, -1] = kind
-    folded = model.input in ("rgb+noise", "rgb+field") and model.scale == 1
+    strength = kind.strength(model, params)
+    feed = kind.feed(model, pixels, params, options.provider, options.threads)
+    folded = kind.folds and model.scale == 1
     restraint = restraint_of(model, pixels)
 
     def net(patch: np.ndarray) -> np.ndarray:
@@ -154,8 +106,7 @@ def run_model(
     if strength < 1.0:
         out *= np.float32(strength)
         out += np.float32(1 - strength) * pixels
-    if model.input == "rgb+kind" and inputkind.grain_of(model, params) > 0:
-        inputkind.put_back_grain(out, pixels, model.scale, inputkind.grain_of(model, params))
+    kind.finish(model, out, pixels, params)
     return out
 
 
@@ -165,41 +116,19 @@ def _convert_(x: np.ndarray, space: str, want: str) -> np.ndarray:
     return linear_to_srgb(x, out=x) if want == "srgb" else srgb_to_linear(x, out=x)
 
 
+def _srgb_view(x: np.ndarray, space: str) -> np.ndarray:
+    """``x`` sRGB-encoded: itself when it is, else a converted copy."""
+    return x if space == "srgb" else linear_to_srgb(x.copy())
+
+
 def _as_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
 
 def _guard_of(info: models.ModelInfo, kind: float | None) -> tuple[str, int, float]:
-    """(space, block, tolerance) of the guard after ``info``; a model told it upscales a camera file
-    (``rgb+kind`` = 1) is guarded as the camera-trained models are (``camera_anchor*`` in its row)."""
-    if info.input == "rgb+kind" and kind:
-        return (info.extra.get("camera_anchor", "linear"), int(info.extra.get("anchor_block", 16)),
-                float(info.extra.get("camera_anchor_tolerance", 0.1)))
-    return (info.extra.get("anchor", "srgb"), int(info.extra.get("anchor_block", 16)),
-            float(info.extra.get("anchor_tolerance", 0.0)))
-
-
-def _kind_branches(info: models.ModelInfo, params: dict, weight: float,
-                   table: dict) -> list[tuple[models.ModelInfo, dict, float, float]]:
-    """The runs an ``rgb+kind`` step makes for a camera share ``weight``: (model, params, plane, share).
-
-    A clean file goes to the row's ``clean_model`` when it names one (models/README.md), else through
-    the same network told 0; a camera file through the network told 1, with the step's grain; a photo
-    the estimator is unsure of (0 < weight < 1) both ways, blended by ``enhance``."""
-    inputkind.grain_of(info, params)  # a bad grain is an error whichever way the photo goes
-    runs = []
-    if weight < 1:
-        clean = info.extra.get("clean_model")
-        if clean and clean not in table:
-            raise RecipeError(f"{info.name}: its clean_model {clean!r} is not installed")
-        if clean:
-            runs.append((table[clean], {k: v for k, v in params.items() if k not in ("input", "grain")}, 0.0,
-                         1 - weight))
-        else:
-            runs.append((info, {**params, "_kind": 0.0, "grain": 0.0}, 0.0, 1 - weight))
-    if weight > 0:
-        runs.append((info, {**params, "_kind": 1.0}, 1.0, weight))
-    return runs
+    """(space, block, tolerance) of the guard after ``info`` (its kind's ``guard``); a model told it
+    upscales a camera file (``rgb+kind`` = 1) is guarded as the camera-trained models are."""
+    return info.kind.guard(info, kind)
 
 
 def _blend_guards(guards: list[tuple[tuple[str, int, float], float]]) -> tuple[str, int, float]:
@@ -260,7 +189,7 @@ def enhance(
     source = _as_rgb(pixels).astype(np.float32, copy=True)
     linear_to_srgb(source, out=source)
     current, space, total_scale = source, "srgb", 1
-    guards, kinds = [], {}
+    guards, decided = [], {}
     labels = [info.label for info in infos]
     for i, info in enumerate(infos):
         def tick(done: int, total: int, i=i, part=0, parts=1) -> None:
@@ -268,18 +197,18 @@ def enhance(
                 progress((i + (part + done / total) / parts) / len(infos))
 
         params = recipe.steps[i].params
-        if info.input != "rgb+kind":
+        # A step decided per photo (rgb+kind) on the sRGB image it receives, once for the photo:
+        # its runs, blended; any other runs once.
+        plan = info.kind.branches(info, params, partial(_srgb_view, current, space), table, options.provider,
+                                  options.threads)
+        if plan is None:
             guards.append(_guard_of(info, None))
             if space != info.transfer:
                 current = _convert_(current.copy() if current is source else current, space, info.transfer)
             current, space = run_model(info, current, options, tick, params), info.transfer
-        else:  # decided on the sRGB image the step receives, once for the photo
-            shown = current if space == "srgb" else linear_to_srgb(current.copy())
-            weight, p = inputkind.resolve(info, shown, params, options.provider, options.threads)
-            kinds["input_kind_camera"] = round(weight, 4)
-            if p is not None:
-                kinds["input_kind_p"] = round(p, 4)
-            branches = _kind_branches(info, params, weight, table)
+        else:
+            branches, told = plan
+            decided.update(told)
             labels[i] = " + ".join(f"{b.label} x{w:.2f}" if len(branches) > 1 else b.label
                                    for b, _, _, w in branches)
             guards.append(_blend_guards([(_guard_of(b, k), w) for b, _, k, w in branches]))
@@ -289,15 +218,16 @@ def enhance(
                 out = run_model(b, x, options, partial(tick, part=j, parts=len(branches)), bparams)
                 outs.append((_convert_(out, b.transfer, "srgb"), w))
             current, space = outs[0][0], "srgb"
-            if len(outs) == 2:  # the uncertain band: (1 - w) clean + w camera, in sRGB-encoded values
+            if len(outs) > 1:  # the uncertain band: (1 - w) clean + w camera, in sRGB-encoded values
                 current *= np.float32(outs[0][1])
-                current += np.float32(outs[1][1]) * outs[1][0]
+                for other, w in outs[1:]:
+                    current += np.float32(w) * other
         total_scale *= info.scale
     if current is source:
         current = source.copy()
     _convert_(current, space, "srgb")
     np.clip(current, 0.0, 1.0, out=current)
-    report: dict[str, float] = dict(kinds)
+    report: dict[str, float] = dict(decided)
     if recipe.guard:
         report["anchor_max_correction"] = round(_reanchor(current, source, total_scale, guards), 5)
         np.clip(current, 0.0, 1.0, out=current)

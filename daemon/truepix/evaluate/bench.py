@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from truepix.errors import EvalError
+
 
 def synthetic_image(megapixels: float, seed: int = 0) -> np.ndarray:
     """A 3:2 float32 RGB test image of about ``megapixels`` MP (smooth + noise)."""
@@ -66,7 +68,7 @@ def _raw_case(method: str, path: pathlib.Path, tile: int, threads: int, provider
             res = process_file(path, dataclasses.replace(BUILTIN["develop"], output=pathlib.Path(tmp)),
                                options=EngineOptions(provider=provider, threads=threads, tile=tile))
             if res.status != "done":
-                raise SystemExit(res.error)
+                raise EvalError(res.error)
             w, h = res.width, res.height
         else:
             import rawpy
@@ -169,7 +171,7 @@ def _file_case(method: str, megapixels: float, tile: int, threads: int, provider
                            options=EngineOptions(provider=provider, threads=threads, tile=tile))
         seconds = time.perf_counter() - t0
         if res.status != "done":
-            raise SystemExit(res.error)
+            raise EvalError(res.error)
         out_mp = res.width * res.height / 1e6
     return _row(method, w, h, out_mp, seconds)
 
@@ -295,7 +297,11 @@ def main() -> None:
     p.add_argument("--peer")
     p.add_argument("--repeat", type=int, default=1)
     a = p.parse_args()
-    print(json.dumps(_case(a.case, a.mp, a.tile, a.threads, a.provider, a.peer, a.repeat, a.raw)))
+    try:
+        row = _case(a.case, a.mp, a.tile, a.threads, a.provider, a.peer, a.repeat, a.raw)
+    except EvalError as e:  # the message alone, the last line of stderr that run_bench reports
+        raise SystemExit(str(e)) from None
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def defocus_mask(h: int, w: int, index: int) -> np.ndarray:
 def defocused_truth(truth: np.ndarray, scale: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """``truth`` with a strong lens defocus (disc of ``DEFOCUS_RADIUS`` low-res pixels) over the masked part,
     blurred in linear light as a lens does.  Returns (image, mask)."""
-    from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+    from truepix.colour import linear_to_srgb, srgb_to_linear
     from truepix.simulate.optics import apply_psf, defocus_psf
 
     lin = srgb_to_linear(truth.astype(np.float32))

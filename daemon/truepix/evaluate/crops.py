@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from truepix.engine.pipeline import EngineOptions
+from truepix.errors import EvalError
 from truepix.evaluate import baselines
 from truepix.evaluate.sr import IMAGE_SUFFIXES, _image_cases, _model_upscaler
 
@@ -30,12 +31,12 @@ def _case(degradation: str, data: pathlib.Path, scale: int, index: int):
         for i, (name, truth, lr) in enumerate(cases):
             if i == index:
                 return name, truth, lr
-        raise SystemExit(f"crops: no readable RAW number {index} in {data}")
+        raise EvalError(f"crops: no readable RAW number {index} in {data}")
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for i, (name, truth, lr, _) in enumerate(_image_cases(files, scale, degradation)):
         if i == index:
             return name, truth, lr
-    raise SystemExit(f"crops: no image number {index} in {data}")
+    raise EvalError(f"crops: no image number {index} in {data}")
 
 
 def panels(truth: np.ndarray, lr: np.ndarray, scale: int, models: list[str], params: dict,
@@ -81,7 +82,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=pathlib.Path, required=True)
     args = p.parse_args(argv)
     params = dict(kv.split("=", 1) for kv in args.param)
-    name, truth, lr = _case(args.degradation, args.data, args.scale, args.index)
+    try:
+        name, truth, lr = _case(args.degradation, args.data, args.scale, args.index)
+    except EvalError as e:
+        raise SystemExit(str(e)) from None
     img = sheet(panels(truth, lr, args.scale, args.model, params, tuple(args.at) if args.at else None, args.size),
                 args.zoom)
     img.save(args.out, optimize=True)

@@ -28,7 +28,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
+from truepix.errors import EvalError
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 LIBRAW_ALGORITHMS = ("AHD", "DCB", "DHT", "AAHD", "VNG", "PPG")
@@ -148,12 +149,12 @@ def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: 
     options = options or EngineOptions()
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
-        raise SystemExit(f"truepix: eval: no images in {data}")
+        raise EvalError(f"eval: no images in {data}")
     table = engine_models.load_manifest()
     names = models or [m.name for m in table.values() if m.task == "demosaic"]
     for n in names:
-        if n not in table or table[n].input != "bayer":
-            raise SystemExit(f"truepix: eval: {n!r} is not an installed Bayer (demosaic) model")
+        if n not in table or not table[n].kind.needs_raw:
+            raise EvalError(f"eval: {n!r} is not an installed Bayer (demosaic) model")
     classical = colour_demosaicing_methods()
     tmp = tempfile.TemporaryDirectory(prefix="truepix-eval-")
     if libraw:

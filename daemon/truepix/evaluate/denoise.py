@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
+from truepix.errors import EvalError
 from truepix.evaluate.demosaic import (
     EVAL_GAINS, HELD_OUT, IMAGE_SUFFIXES, _network, _noisy_mosaic, load_truth, psnr_rgb,
 )
@@ -68,12 +69,14 @@ def evaluate_denoise(data: pathlib.Path, models: list[str] | None = None, sigmas
     options = options or EngineOptions()
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
-        raise SystemExit(f"truepix: eval: no images in {data}")
+        raise EvalError(f"eval: no images in {data}")
     table = engine_models.load_manifest()
     names = models or [m.name for m in table.values() if m.task == "denoise"]
+    from truepix.engine import kinds
+
     for n in names:
-        if n not in table or table[n].input != "rgb+noise":
-            raise SystemExit(f"truepix: eval: {n!r} is not an installed RGB denoiser")
+        if n not in table or not isinstance(table[n].kind, kinds.NoiseMap):
+            raise EvalError(f"eval: {n!r} is not an installed RGB denoiser")
     conditions = [f"sigma {s:g}" for s in sigmas] + [f"ISO {v:g}" for v in iso]
     scores: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}

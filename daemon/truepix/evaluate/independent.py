@@ -30,7 +30,8 @@ import warnings
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
+from truepix.errors import EvalError
 from truepix.simulate.cfa import PATTERNS, cfa_masks, mosaic
 from truepix.simulate.filters import as_float
 from truepix.simulate.jpeg import jpeg_roundtrip
@@ -180,8 +181,8 @@ def menon_demosaic(raw: np.ndarray, pattern: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007
     except ImportError:
-        raise SystemExit("truepix: eval: the Menon 2007 demosaic needs colour-demosaicing: "
-                         "pip install -e '.[eval]'") from None
+        raise EvalError("eval: the Menon 2007 demosaic needs colour-demosaicing: "
+                        "pip install -e '.[eval]'") from None
     return demosaicing_CFA_Bayer_Menon2007(raw, pattern).astype(np.float32)
 
 

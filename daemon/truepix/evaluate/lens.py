@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
+from truepix.errors import EvalError
 from truepix.evaluate.demosaic import IMAGE_SUFFIXES, load_truth, psnr_rgb
 
 FRAME = (4000, 6000)
@@ -182,7 +183,7 @@ def evaluate_lens(data: pathlib.Path, models: list[str] | None = None, options=N
     options = options or EngineOptions()
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
-        raise SystemExit(f"truepix: eval: no images in {data}")
+        raise EvalError(f"eval: no images in {data}")
     table = engine_models.load_manifest()
     names = models or [m.name for m in table.values() if m.task == "lens"]
     methods = {"uncorrected": lambda img, psfs, top, left: img}

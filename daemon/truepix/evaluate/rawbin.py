@@ -27,7 +27,8 @@ import pathlib
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb
+from truepix.colour import linear_to_srgb
+from truepix.errors import EvalError
 from truepix.simulate.cfa import _site_offsets, cfa_masks, pack, unpack
 
 MAX_HALF_PIXELS = 1_500_000   # the half render is cropped (centred) to at most this many pixels
@@ -111,7 +112,7 @@ def cases(files: list[pathlib.Path], scale: int, skipped: dict, crops: dict, max
     from truepix.io.samples import ReadFailure
 
     if scale != 2:
-        raise SystemExit("truepix: eval: the rawbin protocol bins 2x2 and tests x2 only (use --scale 2)")
+        raise EvalError("eval: the rawbin protocol bins 2x2 and tests x2 only (use --scale 2)")
     for path in files:
         try:
             raw = read_mosaic(path)

@@ -27,8 +27,9 @@ import numpy as np
 from PIL import Image
 
 from truepix.engine import models as engine_models
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.errors import EvalError
 from truepix.evaluate import baselines
 from truepix.evaluate.metrics import sr_scores
 from truepix.recipes import Recipe, Step
@@ -90,7 +91,7 @@ def _unsharp_baseline(unsharp_from: pathlib.Path, scale: int, degradation: str):
 
     train = sorted(p for p in unsharp_from.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:12]
     if not train:
-        raise SystemExit(f"truepix: eval: no training images in {unsharp_from}")
+        raise EvalError(f"eval: no training images in {unsharp_from}")
     degrade = None if degradation == "camera" else independent.degrade_for_tuning(scale)
     amount, sigma = camera.tune_unsharp(train, scale, lambda p: load_truth(p, 1), degrade)
     under = "held-out camera" if degradation == "camera" else "independent camera"
@@ -128,23 +129,23 @@ def evaluate_upscale(
     and camera, and each image's estimate "p" and "camera_share"}.
     """
     if degradation not in DEGRADATIONS:
-        raise SystemExit(f"truepix: eval: unknown degradation {degradation!r} ({', '.join(DEGRADATIONS)})")
+        raise EvalError(f"eval: unknown degradation {degradation!r} ({', '.join(DEGRADATIONS)})")
     extra: dict = {}
     if degradation == "rawbin":
         from truepix.evaluate import rawbin
 
         if scale != 2:
-            raise SystemExit("truepix: eval: the rawbin protocol bins 2x2 and tests x2 only (use --scale 2)")
+            raise EvalError("eval: the rawbin protocol bins 2x2 and tests x2 only (use --scale 2)")
         files = rawbin.raw_files(data)[:limit]
         if not files:
-            raise SystemExit(f"truepix: eval: no files in {data}")
+            raise EvalError(f"eval: no files in {data}")
         skipped, crops = {}, {}
         cases = ((n, t, lr, None) for n, t, lr in rawbin.cases(
             files, scale, skipped, crops, max_half_pixels or rawbin.MAX_HALF_PIXELS))
     else:
         files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
         if not files:
-            raise SystemExit(f"truepix: eval: no images in {data}")
+            raise EvalError(f"eval: no images in {data}")
         cases = _image_cases(files, scale, degradation)
     methods = {"bicubic": baselines.bicubic(scale), "lanczos": baselines.lanczos(scale)}
     if degradation != "bicubic" and unsharp_from is not None:
@@ -188,8 +189,8 @@ def evaluate_upscale(
             per_file[name_] = {m: {k: round(float(v), 4) for k, v in rows[-1].items()} for m, rows in scores.items()}
     evaluated = len(scores["bicubic"])
     if not evaluated:
-        raise SystemExit(f"truepix: eval: nothing in {data} could be evaluated"
-                         + (f" (skipped: {skipped})" if degradation == "rawbin" else ""))
+        raise EvalError(f"eval: nothing in {data} could be evaluated"
+                        + (f" (skipped: {skipped})" if degradation == "rawbin" else ""))
     results = {}
     for name, rows in scores.items():
         results[name] = {key: round(float(np.nanmean([r[key] for r in rows])), 4) for key in rows[0]}

@@ -9,19 +9,20 @@ NoiseReductionApplied = 1, and XMP Camera Raw defaults with sharpening and noise
 
 Layout: one IFD0 holding the full-resolution image (NewSubFileType 0, uncompressed strips; DNG
 1.4 readers accept Deflate for floating-point data only), DNGVersion 1.4, DNGBackwardVersion 1.1.
-Written to a temporary name, metadata copied in, fsynced and renamed, like every output.
+Written to a temporary name, metadata copied in, fsynced and renamed, like every output
+(``atomic.output``).
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
 from fractions import Fraction
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ImageWriteError
+from ..colour import SRGB_TO_XYZ
+from . import atomic
 from .raw import ILLUMINANT_D65, RawMosaic
 
 # TIFF types.
@@ -78,8 +79,6 @@ def dng_tags(info: RawMosaic, width: int, height: int, crop: tuple[int, int, int
             value = tuple(int(x) for x in v)
         tags.append((code, dtype, count, value, True))
     if 50721 not in copied:  # a non-DNG raw: LibRaw's D65 matrix (or sRGB's when unknown)
-        from .raw import SRGB_TO_XYZ
-
         cam_xyz = info.cam_xyz if info.cam_xyz is not None else np.linalg.inv(SRGB_TO_XYZ)
         tags.append((50721, SRATIONAL, 9, _rationals(cam_xyz, True), True))
         tags.append((50778, SHORT, 1, ILLUMINANT_D65, True))
@@ -125,16 +124,12 @@ def write_linear_dng(dest, camera_rgb: np.ndarray, info: RawMosaic, *, crop=None
     """
     import tifffile
 
-    from .image import _fsync_dir, _fsync_file, _publish, _why, temp_path
-
     dest = pathlib.Path(dest)
-    if not overwrite and os.path.lexists(dest):
-        raise ImageWriteError(dest, "file already exists")
+    atomic.refuse_existing(dest, overwrite)
     height, width = camera_rgb.shape[:2]
     samples = encode(camera_rgb)
     extratags = dng_tags(info, width, height, crop, orientation)
-    tmp = temp_path(dest)
-    try:
+    with atomic.output(dest, overwrite=overwrite) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=False) as tw:
             tw.write(samples, photometric=34892, planarconfig="contig", subfiletype=0,
                      rowsperstrip=max(1, (1 << 20) // (width * 6)), software=f"truepix {__version__}",
@@ -146,19 +141,6 @@ def write_linear_dng(dest, camera_rgb: np.ndarray, info: RawMosaic, *, crop=None
             copy_metadata(metadata_source, tmp, width=width, height=height,
                           xmp_info={**(xmp_info or {}), "extra": RAW_XMP_DEFAULTS}, orientation=orientation,
                           keep_target_exif=True)
-        _fsync_file(tmp)
-        _publish(tmp, dest, overwrite)
-        _fsync_dir(dest.parent)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, ImageWriteError):
-            raise
-        if isinstance(err, Exception):
-            raise ImageWriteError(dest, _why(err, dest)) from err
-        raise
     return dest
 
 
@@ -176,8 +158,6 @@ def write_cfa_dng(dest, mosaic: np.ndarray, pattern: str, *, white: int = 65535,
     neutral: AsShotNeutral (camera values of white).  Written directly (not atomic: test data).
     """
     import tifffile
-
-    from .raw import SRGB_TO_XYZ
 
     m = np.asarray(mosaic)
     if m.ndim != 2 or m.dtype != np.uint16:

@@ -4,34 +4,35 @@
 many are TIFF containers), refuses bad or oversized input with an ``ImageReadError`` naming
 the file, turns the pixels upright and linearises them. ``write_image`` encodes 16-bit TIFF,
 16-bit PNG or 8-bit JPEG to a temporary name beside the destination, copies metadata into it,
-fsyncs and renames: a destination either appears complete or not at all.
+fsyncs and renames (``atomic.output``): a destination either appears complete or not at all.
+The formats, their suffixes, first bytes and encoders are those of the registry in ``formats``.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import pathlib
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..colour import linear_to_srgb, srgb_to_linear
 from ..errors import ImageReadError, ImageWriteError
-from . import pil, png, raw, tiff
-from .colour import linear_to_srgb, srgb_to_linear
+from . import atomic, formats, pil, png, raw, tiff
+from .atomic import NAME_MAX, TEMP_MARK, fit_name, remove_temp_files, temp_path, temp_prefix  # noqa: F401 (re-exported)
 from .orientation import apply_orientation, valid_orientation
 from .regular import open_regular
 from .samples import ReadFailure, Samples
 
-RAW_EXTENSIONS = frozenset(
-    ".3fr .ari .arw .bay .cap .cr2 .cr3 .crw .dcr .dcs .dng .drf .eip .erf .fff .gpr .iiq .k25 "
-    ".kdc .mdc .mef .mos .mrw .nef .nrw .orf .pef .ptx .pxn .r3d .raf .raw .rw2 .rwl .rwz .sr2 "
-    ".srf .srw .x3f".split()
-)
+RAW_EXTENSIONS = formats.RAW_SUFFIXES
 # Everything ``read_image`` may decode, by file name (the content is checked too).
-SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"}) | RAW_EXTENSIONS
-_FORMATS = {"tiff": "tiff", "tif": "tiff", "png": "png", "jpeg": "jpeg", "jpg": "jpeg"}
+SUPPORTED_SUFFIXES = formats.READ_SUFFIXES
+# What a file that is none of them is said not to be (in the order messages have always named them).
+_ANY = "a " + formats.words(f.label for f in (formats.JPEG, formats.PNG, formats.TIFF, formats.RAW))
+# The stages write_image publishes with, named here so that a test can replace them (a crash before
+# the rename, a full disk at the flush).
+_publish = atomic.publish
+_fsync_file = atomic.fsync_file
 
 
 @dataclass
@@ -58,13 +59,8 @@ class Decoded:
 
 def sniff(head: bytes) -> str | None:
     """The container format from a file's first bytes: "jpeg", "png", "tiff" or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(png.SIGNATURE):
-        return "png"
-    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
-        return "tiff"
-    return None
+    fmt = formats.sniff(head)
+    return fmt.name if fmt is not None else None
 
 
 def read_image(path, *, max_pixels: int = 250_000_000, size_check=None) -> Decoded:
@@ -105,11 +101,11 @@ def _probe(path: pathlib.Path) -> tuple[str, bytes]:
     if not head:
         raise ReadFailure("empty file (0 bytes)")
     if path.suffix.lower() in RAW_EXTENSIONS:
-        return "raw", head
+        return formats.RAW.name, head
     kind = sniff(head)
     if kind is None:
-        expected = {".jpg": "a JPEG", ".jpeg": "a JPEG", ".png": "a PNG", ".tif": "a TIFF",
-                    ".tiff": "a TIFF"}.get(path.suffix.lower(), "a JPEG, PNG, TIFF or camera RAW file")
+        named = formats.by_suffix(path.suffix)
+        expected = f"a {named.label}" if named is not None else _ANY
         # Say what the file is not, never what it holds (its bytes may be private: a text or a key).
         raise ReadFailure(f"not {expected} (no image or camera RAW format recognised in its first bytes; "
                           f"{_size_words(path)})")
@@ -199,23 +195,17 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     Returns the final path.
     """
     dest = pathlib.Path(dest)
-    fmt_name = _FORMATS.get(str(fmt).lower())
-    if fmt_name is None:
-        raise ImageWriteError(dest, f"unknown output format {fmt!r} (tiff, png or jpeg)")
-    if not overwrite and os.path.lexists(dest):
-        raise ImageWriteError(dest, "file already exists")
-    if bits not in (8, 16):
-        raise ImageWriteError(dest, f"bit depth must be 8 or 16, not {bits!r}")
-    samples, has_alpha = _quantise(dest, pixels, alpha, 8 if fmt_name == "jpeg" else bits, encode)
-    tmp = temp_path(dest)
-    try:
+    out = formats.encoded(fmt)
+    if out is None:
+        names = formats.words(f.name for f in formats.FORMATS.values() if f.encoder is not None)
+        raise ImageWriteError(dest, f"unknown output format {fmt!r} ({names})")
+    atomic.refuse_existing(dest, overwrite)
+    if bits not in formats.BIT_DEPTHS:
+        raise ImageWriteError(dest, f"bit depth must be {formats.words(formats.BIT_DEPTHS)}, not {bits!r}")
+    samples, has_alpha = _quantise(dest, pixels, alpha, out.bit_depth(bits), encode)
+    with atomic.output(dest, overwrite=overwrite, flush=_fsync_file, rename=_publish) as tmp:
         with open(tmp, "xb") as fh:
-            if fmt_name == "tiff":
-                tiff.encode(fh, samples, has_alpha, icc)
-            elif fmt_name == "png":
-                fh.write(png.encode(samples, icc))
-            else:
-                fh.write(pil.encode_jpeg(samples[:, :, : samples.shape[2] - has_alpha], icc))
+            out.encoder(fh, samples, has_alpha, icc)
         height, width = samples.shape[:2]
         # Exiv2 holds the whole encoded file in memory while it edits the metadata:
         # let the samples go first (a 96 MP output: 576 MB less at the peak).
@@ -224,19 +214,6 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
             from .metadata import copy_metadata
 
             copy_metadata(metadata_source, tmp, width=width, height=height, xmp_info=xmp_info)
-        _fsync_file(tmp)
-        _publish(tmp, dest, overwrite)
-        _fsync_dir(dest.parent)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, ImageWriteError):
-            raise
-        if isinstance(err, Exception):
-            raise ImageWriteError(dest, _why(err, dest)) from err
-        raise
     return dest
 
 
@@ -267,51 +244,6 @@ def _quantise(dest, pixels, alpha, bits: int, encode=linear_to_srgb) -> tuple[np
     return out, al is not None
 
 
-def _publish(tmp: pathlib.Path, dest: pathlib.Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)  # atomic "create if absent": never clobbers a file made meanwhile
-    except FileExistsError:
-        raise ImageWriteError(dest, "file already exists") from None
-    except OSError:  # file systems without hard links (FAT, some network shares)
-        if os.path.lexists(dest):
-            raise ImageWriteError(dest, "file already exists") from None
-        os.replace(tmp, dest)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_file(path: pathlib.Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a folder; the rename already happened
-    finally:
-        os.close(fd)
-
-
-def _why(err: Exception, dest: pathlib.Path) -> str:
-    if isinstance(err, FileNotFoundError):
-        return f"folder does not exist: {dest.parent}"
-    if isinstance(err, NotADirectoryError):
-        return f"not a folder: {dest.parent}"
-    if isinstance(err, PermissionError):
-        return f"permission denied in {dest.parent}"
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return "disk full"
-    return f"{type(err).__name__}: {err}"
-
-
 def unique_path(path) -> pathlib.Path:
     """``path`` if free, else ``stem-1.ext``, ``stem-2.ext``, ... (first name not in use)."""
     path = pathlib.Path(path)
@@ -321,70 +253,3 @@ def unique_path(path) -> pathlib.Path:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
-
-
-# -- file names ----------------------------------------------------------------------------------
-
-NAME_MAX = 255  # bytes in one file name (ext4, XFS, Btrfs, APFS; NTFS allows 255 UTF-16 units, never fewer)
-TEMP_MARK = ".truepix-tmp-"
-_TOKEN_LEN = 8  # hex digits of the random part of a temp name
-
-
-def _name_bytes(name: str) -> int:
-    return len(os.fsencode(name))
-
-
-def fit_name(stem: str, tail: str, limit: int = NAME_MAX) -> str:
-    """``stem + tail``, with ``stem`` cut short (whole characters) when the name would exceed ``limit``
-    bytes; ``tail`` (suffix, extension) is always kept.  ValueError when not even one character of
-    the stem fits."""
-    if _name_bytes(stem + tail) <= limit:
-        return stem + tail
-    budget = limit - _name_bytes(tail)
-    while stem and _name_bytes(stem) > budget:
-        stem = stem[: max(1, len(stem) - max(1, (_name_bytes(stem) - budget) // 4))]
-    if not stem:
-        raise ValueError(f"{tail!r} alone is longer than a file name may be ({limit} bytes)")
-    return stem + tail
-
-
-def temp_prefix(dest) -> str:
-    """How every temp file name a writer uses for ``dest`` starts: ``.NAME.truepix-tmp-`` (then 8 hex
-    digits).  A NAME too long to take those 22 bytes within NAME_MAX is cut short and followed by
-    ``~`` and 8 hex digits of its hash (two long names that share a start keep apart)."""
-    name = pathlib.Path(dest).name
-    prefix = f".{name}{TEMP_MARK}"
-    if _name_bytes(prefix) + _TOKEN_LEN <= NAME_MAX:
-        return prefix
-    import hashlib
-
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
-    return fit_name("." + name, f"~{digest}{TEMP_MARK}", NAME_MAX - _TOKEN_LEN)
-
-
-def temp_path(dest) -> pathlib.Path:
-    """A fresh temp file name beside ``dest`` (hidden, at most NAME_MAX bytes, see ``temp_prefix``)."""
-    dest = pathlib.Path(dest)
-    return dest.with_name(temp_prefix(dest) + secrets.token_hex(_TOKEN_LEN // 2))
-
-
-def remove_temp_files(dest) -> list[pathlib.Path]:
-    """Delete the temp files a killed writer left for ``dest``; returns those removed.
-
-    An exact match on the name (no glob: ``[``, ``*`` or ``?`` in a photo's name are plain characters)."""
-    dest = pathlib.Path(dest)
-    prefix = temp_prefix(dest)
-    removed = []
-    try:
-        names = os.listdir(dest.parent)
-    except OSError:
-        return removed
-    for name in names:
-        token = name[len(prefix):]
-        if name.startswith(prefix) and len(token) == _TOKEN_LEN and all(c in "0123456789abcdef" for c in token):
-            try:
-                os.unlink(dest.parent / name)
-                removed.append(dest.parent / name)
-            except OSError:
-                pass
-    return removed

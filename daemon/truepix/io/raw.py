@@ -23,15 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..colour import SRGB_TO_XYZ  # sRGB (D65) primaries -> CIE XYZ, IEC 61966-2-1
 from .samples import ReadFailure, Samples
 
 # LibRaw's sizes.flip -> the EXIF orientation it has applied to the output.
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
-
-# sRGB (D65) primaries -> CIE XYZ, IEC 61966-2-1.
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
 
 # DNG colour tags copied verbatim into a linear DNG made from a DNG (they describe the same camera
 # RGB the output keeps): code -> tifffile name.

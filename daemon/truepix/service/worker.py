@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import ImageReadError, TruepixError
-from truepix.process import FileResult, Skip, decode_source, enhance_and_write, failure_message
+from truepix.engine.control import Control, Stopped
+from truepix.process import Skip, decode_source, failure_message, finish
 from truepix.service.queue import Job, QueueError
 from truepix.service.store import JobStore
 
@@ -47,14 +48,6 @@ def _changed_since_queued(job: Job) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns)
-
-
-class _Stop(Exception):
-    """Raised from the progress callback to stop inference at a tile boundary."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why  # "cancel" | "shutdown"
 
 
 @dataclass
@@ -302,21 +295,30 @@ class Worker:
         with self._lock:
             return self._current is not None and self._current.id == job.id
 
-    def _progress(self, job_id: int):
+    def _control(self, job_id: int) -> Control:
+        """The job's ``Control``: its progress shows in ``current()``; a cancel or shutdown request
+        (``_abort``) becomes its stop request, honoured at the next tile."""
         def tick(frac: float) -> None:
             with self._lock:
                 why = self._abort.get(job_id)
                 if self._current is not None and self._current.id == job_id:
                     self._current.progress = frac
             if why:
-                raise _Stop(why)
-        return tick
+                control.stop(why)
+
+        control = Control(on_progress=tick, on_planned=lambda dest: self._planned(job_id, dest))
+        return control
+
+    def _planned(self, job_id: int, dest: pathlib.Path) -> None:
+        self._persist("record the output path", self.jobs.set_planned, job_id, dest)
+        with self._lock:
+            if self._current is not None:
+                self._current.phase = "writing"
 
     def _run(self, job: Job, ready: _Ready) -> None:
         source = pathlib.Path(job.source)
         self._set_current(job, "enhancing")
         t0 = time.perf_counter()
-        result = FileResult(source=job.source, status="failed")
         try:  # from here a daemon death counts against this job (queue.recover)
             begun = self._persist("start the job", self.jobs.begin, job.id)
         except QueueError as e:
@@ -332,19 +334,12 @@ class Worker:
         outcome: Job | None = None
         try:
             if job.cancel_requested:
-                raise _Stop("cancel")
+                raise Stopped("cancel")
             if ready.error is not None:
                 raise ready.error
             recipe = job.recipe_object()
-
-            def plan(dest: pathlib.Path) -> None:
-                self._persist("record the output path", self.jobs.set_planned, job.id, dest)
-                with self._lock:
-                    if self._current is not None:
-                        self._current.phase = "writing"
-
-            enhance_and_write(source, ready.decoded, recipe, result, out_dir=recipe.output, options=self.options,
-                              progress=self._progress(job.id), plan=plan)
+            result = finish(source, ready.decoded, recipe, out_dir=recipe.output, options=self.options,
+                            control=self._control(job.id))
             seconds = round(time.perf_counter() - t0, 3)
             outcome = self._persist("record the job done", self.jobs.finish, job.id, [result.output], seconds=seconds,
                                     **({"note": "; ".join(result.notes)} if result.notes else {}))
@@ -352,7 +347,7 @@ class Worker:
                 log.info("job %d note: %s", job.id, line)
             log.info("job %d done: %s -> %s (%dx%d, recipe %s, %.1f s)", job.id, source.name, result.output,
                      result.width, result.height, job.recipe_name, seconds)
-        except _Stop as stop:
+        except Stopped as stop:
             if stop.why == "cancel":
                 outcome = self._persist("record the cancellation", self.jobs.mark_cancelled, job.id,
                                         seconds=round(time.perf_counter() - t0, 3))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.simulate.camera import sample_profile
 from truepix.simulate.cfa import PATTERNS, cfa_masks, demosaic_bilinear, mosaic
 from truepix.simulate.filters import area_downsample, convolve

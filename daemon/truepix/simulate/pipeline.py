@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from truepix.colorimetry import linear_to_srgb, srgb_to_linear
+from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.simulate.camera import CameraProfile
 from truepix.simulate.cfa import cfa_masks, demosaic_bilinear, mosaic
 from truepix.simulate.filters import area_downsample

@@ -1,0 +1,20 @@
+"""``run``: the engine's one entry for a decoded photo.  It picks the way itself: a RAW mosaic is
+developed (``develop``: the Bayer step on the mosaic, the rest on camera RGB), an RGB image
+enhanced (``pipeline.enhance``).  It knows nothing of file names, folders, formats or queues."""
+
+from __future__ import annotations
+
+from truepix.engine.control import Control
+from truepix.engine.pipeline import EngineOptions, enhance
+
+
+def run(decoded, recipe, options: EngineOptions = EngineOptions(), control: Control | None = None):
+    """``develop.Developed`` for a ``RawMosaic``, ``pipeline.Enhanced`` for an ``io.Decoded``."""
+    from truepix.io.raw import RawMosaic
+
+    progress = control.progress if control is not None else None
+    if isinstance(decoded, RawMosaic):
+        from truepix.engine.develop import develop
+
+        return develop(decoded, recipe, options, progress)
+    return enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
