@@ -314,3 +314,29 @@ def test_log_lines_per_job(tmp_path):
     assert len(done) == 2 and all("recipe upscale" in ln and ln.rstrip().endswith(" s)") for ln in done)
     assert any(f"job {ids[0]} start: one.jpg" in ln for ln in lines)
     assert not (d.root / "state" / "truepix" / "daemon.json").exists()  # removed at a clean stop
+
+
+def test_a_crash_is_traced_and_blamed_on_the_job_a_kill_is_not(tmp_path):
+    """faulthandler writes a fatal signal's trace to the crash log; the next start keeps it and counts
+    the death against the job being inferred as a crash; a kill -9 leaves no trace and counts as a kill."""
+    import sqlite3
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    src = _jpeg(photos / "big.jpg", 1200, 1600)
+    d = DaemonProc(tmp_path / "d", config="folders = []\n[engine]\nthreads = 1\ntile = 128\n").start()
+    db_path = d.root / "data" / "truepix" / "queue.sqlite3"
+    try:
+        job_id = d.request("POST", "/v1/jobs", {"paths": [str(src)]})[1]["jobs"][0]["id"]
+        for death in (d.kill9, lambda: d.stop(signal.SIGSEGV)):
+            assert wait_until(lambda: ((d.request("GET", "/v1/status")[1]["current"] or {}).get("progress") or 0) > 0.1)
+            death()
+            d.start()
+        db = sqlite3.connect(db_path)
+        crashes, kills = db.execute("SELECT crashes, kills FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        db.close()
+        traces = list(d.log_file.parent.glob("crash-*.log"))
+    finally:
+        d.stop()
+    assert (kills, crashes) == (1, 1)
+    assert len(traces) == 1 and "Fatal Python error: Segmentation fault" in traces[0].read_text()

@@ -296,3 +296,28 @@ def test_an_unreadable_file_is_recorded_once_and_superseded_when_readable(tmp_pa
     assert again.id == rec.id and again.duplicate and q.counts()["failed"] == 1
     job = q.submit(a, UPSCALE, origin="folder", resubmit_failed=False)
     assert job.state == "queued" and q.get(rec.id).state == "cancelled" and q.counts()["failed"] == 0
+
+
+def test_a_traceless_death_is_not_blamed_on_the_job_as_a_crash_is(tmp_path):
+    """A kill -9 storm (docs/reliability.md's soak) must not fail healthy jobs after three kills; a
+    photo that crashes the daemon (a fatal signal, traced by faulthandler) is failed after three."""
+    from truepix.service.queue import MAX_KILLS
+
+    path = tmp_path / "q.sqlite3"
+    (a, b) = _files(tmp_path / "in", 2)
+    q = JobQueue(path)
+    killed, crashing = q.submit(a, UPSCALE), q.submit(b, UPSCALE)
+    for death in range(1, MAX_KILLS + 1):
+        q = JobQueue(path)
+        q.claim()
+        q.begin(killed.id)
+        (job,) = q.recover(crashed=False)
+        assert job.kills == death and job.crashes == 0
+        assert job.state == ("failed" if death == MAX_KILLS else "queued")
+    assert f"killed) while processing this file {MAX_KILLS} times" in q.get(killed.id).error
+    for death in range(1, MAX_CRASHES + 1):
+        q.claim()
+        q.begin(crashing.id)
+        (job,) = q.recover(crashed=True)
+        assert job.crashes == death and job.state == ("failed" if death == MAX_CRASHES else "queued")
+    assert "crashed while processing this file 3 times" in q.get(crashing.id).error

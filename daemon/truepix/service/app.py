@@ -9,6 +9,7 @@ let the worker finish its job within ``[server] grace`` seconds or requeue it.
 from __future__ import annotations
 
 import errno
+import faulthandler
 import json
 import logging
 import logging.handlers
@@ -133,6 +134,7 @@ class Daemon:
         self._signals = 0
         self._lock = None           # the open lock file: one daemon per user
         self._log_handler = None
+        self._crash_log = None      # faulthandler's file: a fatal signal leaves its trace there
         # Hot-folder files are hashed and queued here, not on the watcher's thread (it must return fast).
         self._arrivals: queue_mod.Queue[tuple[pathlib.Path, FolderSpec] | None] = queue_mod.Queue()
         self._submitter: threading.Thread | None = None
@@ -204,6 +206,25 @@ class Daemon:
         self._arrivals.put((path, spec))
         return True
 
+    def _watch_for_crashes(self) -> bool:
+        """Whether the previous process crashed (its crash log holds a fatal signal's trace; kept as
+        crash-TIME.log), then arm the log for this one (``faulthandler``).  A process that was killed
+        (SIGKILL, the OOM killer, a power cut) leaves no trace: the queue does not blame the job it
+        was inferring as it blames one during a crash (``JobQueue.recover``)."""
+        path = paths.log_path().parent / "crash.log"
+        crashed = False
+        try:
+            if path.stat().st_size > 0:
+                kept = path.with_name(f"crash-{time.strftime('%Y%m%d-%H%M%S')}.log")
+                path.replace(kept)
+                crashed = True
+                log.warning("the previous truepix process crashed; its trace is in %s", kept)
+        except OSError:
+            pass
+        self._crash_log = paths.open_private(path, "w")
+        faulthandler.enable(file=self._crash_log, all_threads=True)
+        return crashed
+
     def _start_submitter(self) -> None:
         self._submitter = threading.Thread(target=self._submitter_loop, name="truepix-submitter", daemon=True)
         self._submitter.start()
@@ -260,7 +281,8 @@ class Daemon:
         token = load_or_create_token(token_path)
         self.queue = JobQueue(paths.queue_path())
         self._start_submitter()
-        for job in self.queue.recover():
+        crashed = self._watch_for_crashes()
+        for job in self.queue.recover(crashed=crashed):
             log.info("job %d (%s): %s", job.id, pathlib.Path(job.source).name,
                      job.note or job.error or job.state)
         self.worker = Worker(self.queue, self.config.engine)
@@ -341,6 +363,10 @@ class Daemon:
             pass
         if self.queue is not None:
             log.info("stopped; %d job(s) wait in the queue for the next start", self.queue.counts().get("queued", 0))
+        if self._crash_log is not None:
+            faulthandler.disable()
+            self._crash_log.close()
+            self._crash_log = None
         if self._log_handler is not None:
             logging.getLogger("truepix").removeHandler(self._log_handler)
             self._log_handler.close()

@@ -46,7 +46,8 @@ from truepix.service import paths
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
-MAX_CRASHES = 3    # a job whose inference was under way during this many daemon deaths is failed
+MAX_CRASHES = 3    # a job whose inference was under way during this many daemon *crashes* is failed
+MAX_KILLS = 10     # ... or during this many traceless deaths (kill -9, power cut: not the photo's doing)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     origin      TEXT    NOT NULL,           -- api | folder | cli
     state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
     attempts    INTEGER NOT NULL DEFAULT 0, -- times its inference started (``begin``)
-    crashes     INTEGER NOT NULL DEFAULT 0, -- daemon deaths while its inference was under way
+    crashes     INTEGER NOT NULL DEFAULT 0, -- daemon crashes (a fatal signal) while its inference was under way
+    kills       INTEGER NOT NULL DEFAULT 0, -- traceless daemon deaths (SIGKILL, power) meanwhile
     inferring   INTEGER NOT NULL DEFAULT 0, -- 1 from ``begin`` to its end or release
     error       TEXT,
     note        TEXT,
@@ -78,6 +80,7 @@ CREATE INDEX IF NOT EXISTS jobs_content ON jobs (sha256, recipe_key);
 """
 _ADDED_COLUMNS = {  # columns later versions added, for queue files an older truepix created
     "crashes": "INTEGER NOT NULL DEFAULT 0",
+    "kills": "INTEGER NOT NULL DEFAULT 0",
     "inferring": "INTEGER NOT NULL DEFAULT 0",
 }
 
@@ -100,6 +103,7 @@ class Job:
     attempts: int
     crashes: int
     inferring: bool
+    kills: int
     error: str | None
     note: str | None
     outputs: list[str]
@@ -318,10 +322,14 @@ class JobQueue:
             " inferring = 0 WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
         return _row_to_job(row) if row is not None else None
 
-    def recover(self) -> list[Job]:
+    def recover(self, crashed: bool = True) -> list[Job]:
         """At start-up: settle every job a dead process left ``running``.  Returns those jobs, updated.
 
-        Only the process that owns the queue (the daemon holding its lock) may call this.
+        ``crashed``: the dead process crashed (a fatal signal left its trace: the daemon's crash log);
+        False when it vanished without one (kill -9, the OOM killer, a power cut) — a death the photo
+        did not cause as far as anyone can tell, so it counts against the job being inferred only up
+        to MAX_KILLS, not MAX_CRASHES.  Only the process that owns the queue (the daemon holding its
+        lock) may call this.
         """
         settled = []
         with self._tx() as db:
@@ -331,12 +339,16 @@ class JobQueue:
                 planned = pathlib.Path(job.planned) if job.planned else None
                 if planned is not None:
                     _remove_temp_files(planned)
-                crashes = job.crashes + job.inferring  # only a death during its own inference counts
+                # only a death during its own inference counts
+                crashes = job.crashes + (job.inferring if crashed else 0)
+                kills = job.kills + (0 if crashed else job.inferring)
                 if planned is not None and planned.is_file() and planned.stat().st_mtime >= (job.started or 0) - 1:
                     new = ("done", json.dumps([str(planned)]), None, "output was complete before the daemon stopped")
-                elif crashes >= MAX_CRASHES:
-                    new = ("failed", "[]", f"{pathlib.Path(job.source).name}: the daemon stopped while processing this "
-                           f"file {crashes} times; not trying again automatically (truepix retry {job.id})", None)
+                elif crashes >= MAX_CRASHES or kills >= MAX_KILLS:
+                    times = f"crashed while processing this file {crashes} times" if crashes >= MAX_CRASHES else \
+                        f"stopped (killed) while processing this file {kills} times"
+                    new = ("failed", "[]", f"{pathlib.Path(job.source).name}: the daemon {times}; not trying again "
+                           f"automatically (truepix retry {job.id})", None)
                 elif job.inferring:
                     new = ("queued", "[]", None, "requeued after the daemon stopped while processing it")
                 else:
@@ -345,9 +357,9 @@ class JobQueue:
                 finished = now if new[0] != "queued" else None
                 row = db.execute(
                     "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, planned = NULL,"
-                    " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END, crashes = ?, inferring = 0"
-                    " WHERE id = ? RETURNING *",
-                    (*new, finished, new[0], crashes, job.id)).fetchone()
+                    " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END, crashes = ?, kills = ?,"
+                    " inferring = 0 WHERE id = ? RETURNING *",
+                    (*new, finished, new[0], crashes, kills, job.id)).fetchone()
                 settled.append(_row_to_job(row))
         return settled
 
@@ -404,7 +416,8 @@ class JobQueue:
             note = f"retried; previous error: {job.error}" if job.error else "retried"
             row = db.execute(
                 "UPDATE jobs SET state = 'queued', error = NULL, note = ?, cancel_requested = 0, started = NULL,"
-                " finished = NULL, seconds = NULL, attempts = 0, crashes = 0 WHERE id = ? RETURNING *",
+                " finished = NULL, seconds = NULL, attempts = 0, crashes = 0, kills = 0"
+                " WHERE id = ? RETURNING *",
                 (note, job_id)).fetchone()
             return _row_to_job(row)
 

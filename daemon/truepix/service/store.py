@@ -13,8 +13,9 @@ Promises every implementation keeps:
 - **Durable**: ``submit`` returns only when the job survives a crash the next instant.
 - **Exactly once**: ``claim`` hands each queued job to one caller (thread or process), oldest first.
 - **Crash recovery**: ``recover`` (once, at start-up, by the only daemon) settles jobs a dead process
-  left running: done when their output was published whole, failed after ``MAX_CRASHES`` deaths
-  during their own inference (``begin`` .. end), queued again otherwise.
+  left running: done when their output was published whole, failed after ``MAX_CRASHES`` crashes
+  (or ``MAX_KILLS`` traceless deaths) during their own inference (``begin`` .. end), queued again
+  otherwise.
 - **Deduplicated by content**: the same bytes (sha256) with the same recipe are one job (``duplicate``)
   unless ``force``; a new content at a path supersedes the old content's failures.
 """
@@ -74,8 +75,9 @@ class JobStore(Protocol):
     def release(self, job_id: int) -> Job | None:
         """running -> queued at the head, its begun attempt taken back (shutdown, pause)."""
 
-    def recover(self) -> list[Job]:
-        """At start-up: settle every job a dead process left running (see the module's promises)."""
+    def recover(self, crashed: bool = True) -> list[Job]:
+        """At start-up: settle every job a dead process left running (see the module's promises);
+        ``crashed``: that process died of a fatal signal (a trace), not a kill."""
 
     # -- the user's side ---------------------------------------------------------------------------------
 
