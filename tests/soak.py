@@ -431,7 +431,8 @@ class Soak:
             if not done:
                 for j in jobs:
                     if j["state"] == "failed":
-                        failed.append({"photo": p.name, "size": p.size, "job": j["id"], "crashes": j["crashes"],
+                        failed.append({"photo": p.name, "size": p.size, "job": j["id"],
+                                       "crashes": j["crashes"] + j.get("kills", 0),
                                        "attempts": j["attempts"], "error": j["error"]})
             cancelled += [{"photo": p.name, "job": j["id"], "error": j["error"]} for j in jobs
                           if j["state"] == "cancelled"]
@@ -483,7 +484,7 @@ class Soak:
             "kills_that_left_temp_files": sum(k.temp_files > 0 for k in self.kills),
             "kills": len(self.kills), "kill_modes": kill_modes, "kill_phases": kill_phases,
             "jobs_run_more_than_once": len(reran),
-            "daemon_deaths_during_inference": sum(r["crashes"] for r in before),
+            "daemon_deaths_during_inference": sum(r["crashes"] + r.get("kills", 0) for r in before),
             "max_attempts": max((r["attempts"] for r in before), default=0),
             "resubmits": self.resubmits,
             "crash_rule_failures_retried": self.retried,
@@ -595,7 +596,7 @@ def summary(result: dict) -> str:
         f"{'wall time':32} {s['total']:6.0f} s ({s['rounds']:.0f} s of rounds, {s['drain']:.0f} s to drain)",
     ]
     for f in result["failed"]:
-        lines.append(f"  failed: {f['photo']} (job {f['job']}, {f['crashes']} crash(es)): {f['error']}")
+        lines.append(f"  failed: {f['photo']} (job {f['job']}, {f['crashes']} death(s) in its inference): {f['error']}")
     for r in result["crash_rule_failures_retried"]:
         lines.append(f"  crash rule: {r['source']} (job {r['id']}): {r['error']}")
     for kind, items in result["problems"].items():
