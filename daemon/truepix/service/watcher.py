@@ -79,6 +79,8 @@ Signature = tuple[int, int, int | None]
 def _same(handed: Signature | None, sig: Signature) -> bool:
     """Whether ``sig`` is the file as it was handed over (``handed``; ctime None: any ctime)."""
     return handed is not None and handed[:2] == sig[:2] and handed[2] in (None, sig[2])
+
+
 EMPTY_SETTLE = 5.0  # seconds an empty file must stay empty before it is handed over
 
 
