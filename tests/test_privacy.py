@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import photo_like, wait_until
 from daemon_proc import DaemonProc
 from truepix.engine.pipeline import EngineOptions
+from truepix.io import atomic
 from truepix.errors import ImageReadError
 from truepix.io import image, read_image
 from truepix.process import output_path, process_file
@@ -79,7 +80,7 @@ def test_the_writers_temp_names_are_bounded_and_found_again(tmp_path, monkeypatc
         shutil.copy(tmp, tmp_path / "evidence")
         raise KeyboardInterrupt  # like a kill: the writer's own clean-up removes tmp, so put it back below
 
-    monkeypatch.setattr(image, "_publish", crash)
+    monkeypatch.setattr(atomic, "publish", crash)
     with pytest.raises(KeyboardInterrupt):
         image.write_image(dest, photo_like(8, 8))
     (tmp,) = kept

@@ -185,7 +185,7 @@ def test_bad_files_fail_with_their_error_and_the_next_file_goes_through(tmp_path
 
 def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
     """ENOSPC injected at the moment the encoded file is flushed: failed job, no partial output."""
-    import truepix.io.image as image
+    from truepix.io import atomic
 
     calls = []
 
@@ -193,7 +193,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
         calls.append(path)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(image, "_fsync_file", full_disk)
+    monkeypatch.setattr(atomic, "fsync_file", full_disk)
     src = tmp_path / "in"
     src.mkdir()
     original = _jpeg(src / "a.jpg").read_bytes()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import TruepixError
-from truepix.recipes import BUILTIN, Recipe, from_mapping
+from truepix.recipes import BUILTIN, Recipe, expand_path, from_mapping
 
 
 class ConfigError(TruepixError):
@@ -196,13 +196,7 @@ def _folders(items: object, recipes: dict[str, Recipe], where: str) -> tuple[Fol
         values = dict(_check_table(table, name, _FOLDER_KEYS, where))
         if "path" not in values or not values["path"].strip():
             raise ConfigError(f"{where}: {name}.path: missing; every [[folders]] entry needs a folder path")
-        raw = values.pop("path")
-        if "\0" in raw:
-            raise ConfigError(f"{where}: {name}.path: must not contain a NUL character")
-        try:
-            path = pathlib.Path(raw).expanduser()
-        except RuntimeError as e:  # "~" without a home folder
-            raise ConfigError(f"{where}: {name}.path: {raw!r}: {e}") from None
+        path = expand_path(values.pop("path"), where, f"{name}.path", ConfigError)
         if not path.is_absolute():
             raise ConfigError(f"{where}: {name}.path: must be absolute (or start with ~), not {str(path)!r}")
         problem = _not_a_folder(path)

@@ -203,13 +203,19 @@ def check_steps(steps: tuple[Step, ...] | list[Step], where: str, installed: dic
         check_step(info, step.params, f"{where}: steps[{i}]")
 
 
-def _folder(output: str, where: str) -> pathlib.Path:
-    if "\0" in output:
-        raise RecipeError(f"{where}: output: must not contain a NUL character")
+def expand_path(raw: str, where: str, key: str, error: type[Exception] = RecipeError) -> pathlib.Path:
+    """``raw`` as a path with ``~`` expanded; ``error`` naming ``where`` and ``key`` for a NUL or a
+    ``~`` that has no home folder (a recipe's output, a config's hot folder)."""
+    if "\0" in raw:
+        raise error(f"{where}: {key}: must not contain a NUL character")
     try:
-        out_dir = pathlib.Path(output).expanduser()
+        return pathlib.Path(raw).expanduser()
     except RuntimeError as e:  # "~" without a home folder
-        raise RecipeError(f"{where}: output: {output!r}: {e}") from None
+        raise error(f"{where}: {key}: {raw!r}: {e}") from None
+
+
+def _folder(output: str, where: str) -> pathlib.Path:
+    out_dir = expand_path(output, where, "output")
     if not out_dir.is_absolute():
         raise RecipeError(f"{where}: output must be an absolute folder path (or start with ~), not {output!r}")
     if ".." in out_dir.parts:

@@ -186,15 +186,15 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
     info = models.get_model(method[: -len(NETWORK_ONLY)])
     sess = models.session(info, provider, threads)
     name = sess.get_inputs()[0].name
-    planes = sess.get_inputs()[0].shape[1]
-    if isinstance(planes, int) and planes > img.shape[2]:  # e.g. rgb+kind: the input-kind plane (1 = camera)
-        img = np.concatenate([img, np.ones(img.shape[:2] + (planes - img.shape[2],), np.float32)], axis=2)
+    img = info.kind.feed(info, img, {}, provider, threads)  # the planes its kind adds (engine/kinds.py)
     h, w = img.shape[:2]
     pad = max(info.receptive_radius, EngineOptions().overlap)
     ys, xs = tile_starts(h, tile, 8), tile_starts(w, tile, 8)
     cy = tile if len(ys) == 1 else ys[1] + 8
     cx = tile if len(xs) == 1 else xs[1] + 8
     patches = [(max(y - pad, 0), min(y + cy + pad, h), max(x - pad, 0), min(x + cx + pad, w)) for y in ys for x in xs]
+    if info.kind.folds and info.scale == 1:  # the network folds 2x2 pixels: even sides, as the engine pads them
+        patches = [(y0, y1 - (y1 - y0) % 2, x0, x1 - (x1 - x0) % 2) for y0, y1, x0, x1 in patches]
     best = math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -69,21 +69,20 @@ def fsync_dir(folder: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def output(dest: pathlib.Path, *, overwrite: bool, flush=None, rename=None) -> Iterator[pathlib.Path]:
+def output(dest: pathlib.Path, *, overwrite: bool) -> Iterator[pathlib.Path]:
     """Yield a fresh temp path beside ``dest`` (``temp_path``) for the caller to create and fill;
     when the block ends without error: fsync it, ``publish`` it as ``dest``, fsync the folder.
 
     On any failure (in the block or in publishing) the temp file is removed; an ImageWriteError
     passes unchanged, another Exception becomes an ImageWriteError saying why, anything else
-    (KeyboardInterrupt) is re-raised as it is.  ``flush`` and ``rename`` replace ``fsync_file``
-    and ``publish`` (a caller's own names for those stages, which tests replace to inject a full
-    disk or a crash).
+    (KeyboardInterrupt) is re-raised as it is.  ``fsync_file`` and ``publish`` are looked up when
+    used, so a test can replace them to inject a full disk or a crash.
     """
     tmp = temp_path(dest)
     try:
         yield tmp
-        (flush or fsync_file)(tmp)
-        (rename or publish)(tmp, dest, overwrite)
+        fsync_file(tmp)
+        publish(tmp, dest, overwrite)
         fsync_dir(dest.parent)
     except BaseException as err:
         try:

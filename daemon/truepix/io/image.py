@@ -31,8 +31,6 @@ SUPPORTED_SUFFIXES = formats.READ_SUFFIXES
 _ANY = "a " + formats.words(f.label for f in (formats.JPEG, formats.PNG, formats.TIFF, formats.RAW))
 # The stages write_image publishes with, named here so that a test can replace them (a crash before
 # the rename, a full disk at the flush).
-_publish = atomic.publish
-_fsync_file = atomic.fsync_file
 
 
 @dataclass
@@ -203,7 +201,7 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     if bits not in formats.BIT_DEPTHS:
         raise ImageWriteError(dest, f"bit depth must be {formats.words(formats.BIT_DEPTHS)}, not {bits!r}")
     samples, has_alpha = _quantise(dest, pixels, alpha, out.bit_depth(bits), encode)
-    with atomic.output(dest, overwrite=overwrite, flush=_fsync_file, rename=_publish) as tmp:
+    with atomic.output(dest, overwrite=overwrite) as tmp:
         with open(tmp, "xb") as fh:
             out.encoder(fh, samples, has_alpha, icc)
         height, width = samples.shape[:2]
