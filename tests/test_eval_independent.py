@@ -1,5 +1,7 @@
 """The independent-camera and real-RAW (rawbin) upscale protocols: their physics, determinism and a smoke run."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,12 +14,17 @@ from truepix.simulate.cfa import PATTERNS, pack
 from truepix.simulate.filters import area_downsample
 from truepix.simulate.sensor import noise_variance
 
+# The independent family demosaics with Menon 2007 from colour-demosaicing (the `eval` extra).
+needs_menon = pytest.mark.skipif(importlib.util.find_spec("colour_demosaicing") is None,
+                                 reason="the independent family needs colour-demosaicing: pip install -e '.[eval]'")
+
 RAW = SHARED / "raw"
 
 
 # -- the independent camera -----------------------------------------------------------------------
 
 
+@needs_menon
 def test_independent_lr_is_deterministic_per_index():
     truth = camera.crop_for(photo_like(64, 80, seed=1, noise=0.0), 2)
     a = independent.independent_lr(truth, 2, 3)
@@ -89,6 +96,7 @@ def test_fill_factor_below_one_keeps_more_contrast_than_the_full_pixel():
     assert abs(small / 0.2 - np.sinc(0.7 * f)) < 0.01 and abs(full / 0.2 - np.sinc(f)) < 0.01
 
 
+@needs_menon
 def test_defocused_third_covers_about_a_third():
     for index in range(4):
         m = independent.defocus_third(120, 160, index)
@@ -140,6 +148,7 @@ def test_centred_crop_keeps_the_pattern_and_the_limit():
 # -- smoke runs -----------------------------------------------------------------------------------
 
 
+@needs_menon
 def test_evaluate_upscale_independent_smoke(tmp_path):
     data = tmp_path / "set"
     data.mkdir()
