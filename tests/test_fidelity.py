@@ -1,6 +1,7 @@
 """The fidelity guard: low frequencies re-anchored, detail kept, honest report."""
 
 import numpy as np
+import pytest
 
 from conftest import photo_like
 from truepix.engine import fidelity
@@ -139,3 +140,34 @@ def test_linear_reanchor_converts_only_what_it_corrects_and_equals_the_dense_pat
     assert changed[40:72, 120:152].all()  # the drift was pulled back...
     assert changed.mean() < 0.25  # ...and most of the image was never converted
     assert np.array_equal(sparse[:, :64], out[:, :64])
+
+
+def test_guard_and_report_row_by_row_equal_the_whole_image():
+    """Issue 16.7: the guard and its report take the output in bands as the tiles finish them
+    (``Anchor``/``Report``), holding about two rows of blocks; the result is the whole-image one,
+    whatever the band heights (the engine's bands are tile rows, not block multiples)."""
+    rng = np.random.default_rng(5)
+    inp = rng.uniform(0.05, 0.95, (75, 61, 3)).astype(np.float32)  # partial edge blocks both ways
+    out = np.repeat(np.repeat(inp, 2, axis=0), 2, axis=1)
+    out += rng.normal(0, 0.02, out.shape).astype(np.float32)
+    out[30:90, 10:70] *= 1.3
+    np.clip(out, 0, 1, out=out)
+    for linear, tol in ((False, 0.0), (True, 0.1)):
+        whole = out.copy()
+        biggest = fidelity.reanchor(whole, inp, 2, block=16, tolerance=tol, linear=linear)
+        anchor, rep = fidelity.Anchor(inp, 2, 16, tol, linear), fidelity.Report(inp, 2)
+        streamed, y, held = np.full_like(out, np.nan), 0, 0
+        for size in (1, 7, 33, 2, 64, 5, 150, 1000):
+            band = out[y:y + size].copy()
+            y += len(band)
+            for y0, rows in anchor.push(band):
+                streamed[y0:y0 + len(rows)] = rows
+                rep.push(np.clip(rows, 0, 1))
+            held = max(held, y - int(np.isfinite(streamed[:, 0, 0]).sum()))
+            if y >= len(out):
+                break
+        assert y == len(out) and np.isfinite(streamed).all()
+        np.testing.assert_allclose(streamed, whole, atol=1e-6)
+        assert anchor.max_correction == pytest.approx(biggest)
+        assert held <= 2 * 16 * 2  # never more than two rows of blocks held back
+        assert rep.result() == fidelity.report(np.clip(whole, 0, 1), inp, 2)

@@ -190,9 +190,11 @@ def finish(
     Raises like ``decode_source``; the output appears whole or not at all."""
     import numpy as np
 
-    from truepix.io.encode import encode_raw, encode_rgb
+    from truepix.io.encode import encode_raw, encode_rgb, samples_for
 
-    out = run(decoded, recipe, options, control)
+    # an RGB photo's output rows go straight into the file's samples as the engine finishes them
+    sink = None if isinstance(decoded, RawMosaic) else samples_for(recipe, decoded)
+    out = run(decoded, recipe, options, control, sink=sink)
     dest = output_path(source, recipe, out_dir, overwrite)
     if control is not None:
         control.planned(dest)
@@ -206,7 +208,7 @@ def finish(
             result.notes.append(f"raw noise: {out.noise_source}")
     else:
         del decoded.pixels
-        written, (h, w) = encode_rgb(dest, out, decoded, recipe, source, overwrite=overwrite)
+        written, (h, w) = encode_rgb(dest, out, decoded, recipe, source, overwrite=overwrite, sink=sink)
     result.output, result.height, result.width = str(written), h, w
     return result
 

@@ -26,6 +26,7 @@ from truepix.engine import fidelity, models, rawnoise
 from truepix.engine.pipeline import EngineOptions, enhance
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
+from truepix.io.hints import Hints
 from truepix.io.raw import RawMosaic
 from truepix.recipes import Recipe
 
@@ -192,7 +193,9 @@ def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptio
             if progress:
                 progress(1 - share * len(rest) + share * len(rest) * f)
 
-        enhanced = enhance(rgb, None, sub, options, sub_progress, model_dir)
+        # a RAW development is a camera file at its native resolution (inputkind.prior: +3 logits)
+        hints = Hints(make=mos.make or None, model=mos.model or None, iso=mos.iso or None, raw=True)
+        enhanced = enhance(rgb, None, sub, options, sub_progress, model_dir, hints=hints)
         rgb = enhanced.pixels
         rgb *= np.float32(top)
         labels += enhanced.models

@@ -84,7 +84,7 @@ def _centres(length: int, block: int) -> np.ndarray:
 
 def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tolerance: float = 0.0,
              linear: bool = False) -> float:
-    """Shift ``out``'s local means onto ``inp``'s, in place.
+    """Shift ``out``'s local means onto ``inp``'s, in place (``Anchor`` over the whole output at once).
 
     Args:
         out: float32 (H*scale, W*scale, C), modified in place.
@@ -106,52 +106,125 @@ def reanchor(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 16, tole
     Returns:
         The largest absolute correction applied (0..1 scale), for the report.
     """
-    h, w, _ = inp.shape
-    mean_in = block_means(inp, block, linear=linear)
-    diff = (mean_in - block_means(out, block * scale, linear=linear)).astype(np.float32)
-    if tolerance > 0:
-        allowed = (tolerance * (np.abs(mean_in) + 0.005)).astype(np.float32)
-        diff = np.sign(diff) * np.maximum(np.abs(diff) - allowed, 0)
-    ly, ry, ty = _interp_matrix(h * scale, _centres(h, block) * scale)
-    lx, rx, tx = _interp_matrix(w * scale, _centres(w, block) * scale)
-    # Interpolate along x once per block row: (nby, W*s, C), then along y row by row
-    # as cols[left] + t * (cols[right] - cols[left]), in place.
-    cols = diff[:, lx] * (1 - tx)[None, :, None] + diff[:, rx] * tx[None, :, None]
-    slopes = np.diff(cols, axis=0, append=cols[-1:])  # cols[k+1] - cols[k]; 0 past the last row
-    if linear:
-        _add_in_light(out, cols, slopes, ly, ry, ty)
-        return float(np.abs(diff).max()) if diff.size else 0.0
-    for y in range(h * scale):
-        row = out[y]
-        row += cols[ly[y]]
-        if ry[y] != ly[y] and ty[y]:
-            row += ty[y] * slopes[ly[y]]
-    return float(np.abs(diff).max()) if diff.size else 0.0
+    anchor = Anchor(inp, scale, block, tolerance, linear)
+    for _ in anchor.push(out):
+        pass
+    return anchor.max_correction
+
+
+class Anchor:
+    """The guard over output rows that arrive top to bottom (``reanchor``'s arguments).
+
+    ``push(rows)`` takes the next rows of the output and returns the rows it has finished, as
+    ``(y, rows)`` views corrected in place: a row is finished as soon as the (one or two) rows of
+    blocks its correction interpolates between are complete, so only about two rows of blocks are
+    held (``block * scale * 2`` output rows), whatever the photo's height.  Rows are kept as the
+    segments they came in (views, never joined), so a band costs no copy.
+    """
+
+    def __init__(self, inp: np.ndarray, scale: int, block: int = 16, tolerance: float = 0.0,
+                 linear: bool = False):
+        h, w, _ = inp.shape
+        self.scale, self.rows_per_block, self.height = scale, block * scale, h * scale
+        self.linear, self.tolerance = linear, tolerance
+        self.mean_in = block_means(inp, block, linear=linear)
+        self.ly, self.ry, self.ty = _interp_matrix(h * scale, _centres(h, block) * scale)
+        self.lx, self.rx, self.tx = _interp_matrix(w * scale, _centres(w, block) * scale)
+        # the last block row each output row needs: its right one where it blends, else its left
+        self.need = np.where((self.ry != self.ly) & (self.ty > 0), self.ry, self.ly)
+        self.cols: dict[int, np.ndarray] = {}    # block row -> its correction, interpolated along x
+        self.nonzero: dict[int, np.ndarray] = {}
+        self.pending: list[np.ndarray] = []     # rows received, not yet finished
+        self.start = 0                          # output row of pending[0]
+        self.blocks_done = 0
+        self.max_correction = 0.0
+
+    def push(self, rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if len(rows) == 0:
+            return []
+        self.pending.append(rows)  # segments, never concatenated: a band is pushed and finished as it is
+        received = self.start + sum(len(r) for r in self.pending)
+        if received > self.height:
+            raise ValueError(f"Anchor: {received} rows pushed into an output of {self.height}")
+        n_blocks = len(self.mean_in)
+        while self.blocks_done < n_blocks:
+            k = self.blocks_done
+            y0, y1 = k * self.rows_per_block, min((k + 1) * self.rows_per_block, self.height)
+            if y1 > received:
+                break
+            self._take_means(k, self._rows(y0, y1))
+            self.blocks_done += 1
+        stop = int(np.searchsorted(self.need, self.blocks_done)) if self.blocks_done < n_blocks else self.height
+        if stop < self.height:
+            stop -= stop % self.scale
+        stop = min(stop, received)
+        done = []
+        while self.pending and self.start < stop:
+            seg = self.pending[0]
+            n = min(len(seg), stop - self.start)
+            self._correct(seg[:n], self.start)
+            done.append((self.start, seg[:n]))
+            self.start += n
+            if n == len(seg):
+                self.pending.pop(0)
+            else:
+                self.pending[0] = seg[n:]
+        for k in [k for k in self.cols if k < self.ly[min(self.start, self.height - 1)]]:
+            del self.cols[k], self.nonzero[k]  # no row left to finish needs them
+        return done
+
+    def _rows(self, y0: int, y1: int) -> np.ndarray:
+        """Pending output rows ``y0 .. y1``: a view when one segment holds them, else a (small) copy."""
+        parts, y = [], self.start
+        for seg in self.pending:
+            a, b = max(y0 - y, 0), min(y1 - y, len(seg))
+            if a < b:
+                parts.append(seg[a:b])
+            y += len(seg)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _take_means(self, k: int, cells: np.ndarray) -> None:
+        mean_out = block_means(cells, self.rows_per_block, linear=self.linear)[0]
+        diff = (self.mean_in[k] - mean_out).astype(np.float32)
+        if self.tolerance > 0:
+            allowed = (self.tolerance * (np.abs(self.mean_in[k]) + 0.005)).astype(np.float32)
+            diff = np.sign(diff) * np.maximum(np.abs(diff) - allowed, 0)
+        if diff.size:
+            self.max_correction = max(self.max_correction, float(np.abs(diff).max()))
+        cols = diff[self.lx] * (1 - self.tx)[:, None] + diff[self.rx] * self.tx[:, None]
+        self.cols[k] = cols.astype(np.float32)
+        self.nonzero[k] = (cols != 0).any(axis=1)
+
+    def _correct(self, rows: np.ndarray, y0: int) -> None:
+        spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for i in range(len(rows)):
+            y = y0 + i
+            k, r = int(self.ly[y]), int(self.ry[y])
+            t = self.ty[y] if r != k else 0.0
+            left = self.cols[k]
+            if not self.linear:
+                rows[i] += left
+                if t:
+                    rows[i] += t * (self.cols[r] - left)
+                continue
+            # In light: only the runs of columns whose correction is not zero are converted.
+            key = (k, r if t else k)
+            if key not in spans:
+                spans[key] = _runs(self.nonzero[k] | self.nonzero[r] if t else self.nonzero[k])
+            for a, b in spans[key]:
+                seg = rows[i, a:b]
+                light = srgb_to_linear(seg)
+                light += left[a:b]
+                if t:
+                    light += t * (self.cols[r][a:b] - left[a:b])
+                np.clip(light, 0.0, 1.0, out=light)
+                linear_to_srgb(light, out=seg)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of True in a 1-D boolean array."""
     edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
-def _add_in_light(out: np.ndarray, cols: np.ndarray, slopes: np.ndarray, ly, ry, ty) -> None:
-    """``out`` (sRGB-encoded) += the interpolated correction, in linear light, clipped to 0..1;
-    only the runs of columns where the correction of a row is not zero are converted."""
-    nonzero = (cols != 0).any(axis=2)  # (block rows, W*s)
-    # Row y blends block rows ly[y] and ly[y] + 1 (the next one's cols = cols + slopes).
-    spans = [_runs(nonzero[k] | nonzero[min(k + 1, len(nonzero) - 1)]) for k in range(len(nonzero))]
-    for y in range(out.shape[0]):
-        k = ly[y]
-        blend = ry[y] != k and ty[y]
-        for a, b in spans[k]:
-            seg = out[y, a:b]
-            light = srgb_to_linear(seg)
-            light += cols[k, a:b]
-            if blend:
-                light += ty[y] * slopes[k, a:b]
-            np.clip(light, 0.0, 1.0, out=light)
-            linear_to_srgb(light, out=seg)
 
 
 def area_downscale(img: np.ndarray, scale: int) -> np.ndarray:
@@ -169,7 +242,8 @@ def area_downscale(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict[str, float]:
-    """Fidelity figures for an output against the input it was made from.
+    """Fidelity figures for an output against the input it was made from (``Report`` over the
+    whole output at once).
 
     Returns a dict:
         colour_shift_mean, colour_shift_max: CIEDE2000 between the
@@ -182,22 +256,62 @@ def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict
         backprojection_psnr_db: PSNR (dB) of the
             output area-downscaled to the input size, against the input.
     """
-    h, w, c = inp.shape
-    mi, mo = block_means(inp, block, linear=True), block_means(out, block * scale, linear=True)
-    if c == 1:
-        mi, mo = np.repeat(mi, 3, axis=-1), np.repeat(mo, 3, axis=-1)
-    de = delta_e2000(linear_srgb_to_lab(mi), linear_srgb_to_lab(mo))
-    sq, n = 0.0, 0
-    rows = max(1, STRIP // scale)
-    for y0 in range(0, h, rows):
-        y1 = min(y0 + rows, h)
-        down = area_downscale(out[y0 * scale:y1 * scale], scale)
-        err = (down - inp[y0:y1]).ravel()
-        sq += float(np.dot(err, err))
-        n += err.size
-    mse = sq / max(n, 1)
-    return {
-        "colour_shift_mean": round(float(de.mean()), 4),
-        "colour_shift_max": round(float(de.max()), 4),
-        "backprojection_psnr_db": round(10 * math.log10(1 / max(mse, 1e-12)), 3),
-    }
+    rep = Report(inp, scale, block)
+    rows = max(1, STRIP // scale) * scale
+    for y in range(0, out.shape[0], rows):
+        rep.push(out[y:y + rows])
+    return rep.result()
+
+
+class Report:
+    """``report`` over output rows that arrive top to bottom: ``push(rows)``, then ``result()``.
+    Holds at most one row of blocks (a copy only of the rows it holds)."""
+
+    def __init__(self, inp: np.ndarray, scale: int, block: int = 8):
+        self.inp, self.scale, self.rows_per_block = inp, scale, block * scale
+        self.mean_in = block_means(inp, block, linear=True)
+        self.means: list[np.ndarray] = []
+        self.pending: np.ndarray | None = None  # rows of an incomplete row of blocks
+        self.split: np.ndarray | None = None    # rows of an incomplete cell of s rows
+        self.received = 0
+        self.sq, self.n = 0.0, 0
+
+    def push(self, rows: np.ndarray) -> None:
+        s = self.scale
+        self.received += len(rows)
+        # back-projection over whole cells of s rows (a chunk that splits one is joined to the next:
+        # a copy the engine never needs, its bands end on multiples of s)
+        cells = rows if self.split is None else np.concatenate([self.split, rows])
+        y = self.received - len(cells)
+        whole_cells = len(cells) - len(cells) % s
+        down = area_downscale(cells[:whole_cells], s)
+        err = (down - self.inp[y // s:y // s + len(down)]).ravel()
+        self.sq += float(np.dot(err, err))
+        self.n += err.size
+        self.split = cells[whole_cells:].copy() if whole_cells < len(cells) else None
+        last = self.received == self.inp.shape[0] * s
+        if self.pending is not None:  # complete the held row of blocks first (a copy of its rows only)
+            head = self.rows_per_block - len(self.pending)
+            if head > len(rows) and not last:
+                self.pending = np.concatenate([self.pending, rows])
+                return
+            self.means.append(block_means(np.concatenate([self.pending, rows[:head]]), self.rows_per_block,
+                                          linear=True))
+            rows, self.pending = rows[head:], None
+        whole = len(rows) if last else len(rows) - len(rows) % self.rows_per_block
+        if whole:
+            self.means.append(block_means(rows[:whole], self.rows_per_block, linear=True))
+        if whole < len(rows):
+            self.pending = rows[whole:].copy()
+
+    def result(self) -> dict[str, float]:
+        mi, mo = self.mean_in, np.concatenate(self.means)
+        if mi.shape[-1] == 1:
+            mi, mo = np.repeat(mi, 3, axis=-1), np.repeat(mo, 3, axis=-1)
+        de = delta_e2000(linear_srgb_to_lab(mi), linear_srgb_to_lab(mo))
+        mse = self.sq / max(self.n, 1)
+        return {
+            "colour_shift_mean": round(float(de.mean()), 4),
+            "colour_shift_max": round(float(de.max()), 4),
+            "backprojection_psnr_db": round(10 * math.log10(1 / max(mse, 1e-12)), 3),
+        }

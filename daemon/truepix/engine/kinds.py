@@ -12,7 +12,8 @@ A model's manifest row says which input its network was trained on (``input = "r
 - ``strength``, ``finish``: the blend toward the input and what is put back after the network;
 - ``guard``, ``restraint``: the fidelity guard's (space, block, tolerance) and the restraint's
   (clamp radius, noise gate) after the network, from the model's row;
-- ``branches``: a step decided per photo (``rgb+kind``) that may run two ways and blend them;
+- ``branches``: a step decided per photo (``rgb+kind``, weighing the file's EXIF ``hints``) that may
+  run two ways and blend them;
 - ``defaults``: manifest defaults that differ for this kind (``models.load_manifest`` applies them).
 
 Adding a kind of network means adding one object here; the engine, the recipe checks, the RAW
@@ -32,6 +33,7 @@ from truepix.errors import RecipeError
 
 if TYPE_CHECKING:
     from truepix.engine.models import ModelInfo
+    from truepix.io.hints import Hints
 
 # A step parameter: (what it must be, said in an error; the check of a value).
 Param = tuple[str, Callable[[Any], bool]]
@@ -53,6 +55,10 @@ def is_frame(value: Any) -> bool:
 
 def is_input_kind(value: Any) -> bool:
     return value == "auto" or (isinstance(value, str) and value in inputkind.INPUTS)
+
+
+def is_flag(value: Any) -> bool:
+    return isinstance(value, bool)
 
 
 def field_planes(h: int, w: int, frame: tuple[float, float, int, int] | None = None) -> np.ndarray:
@@ -127,14 +133,21 @@ class Kind:
     def finish(self, model: ModelInfo, out: np.ndarray, pixels: np.ndarray, params: dict) -> None:
         """Anything put back into the result ``out`` (in place) after the network ran on ``pixels``."""
 
+    def finishes(self, model: ModelInfo, params: dict) -> bool:
+        """Whether ``finish`` changes the result: then the step's output is made whole before it goes
+        on (``pipeline.model_rows``), not band by band."""
+        return False
+
     def may_blend(self, params: dict) -> bool:
         """Whether the step may run two ways and blend them (``branches``; ``budget`` counts it)."""
         return False
 
     def branches(self, info: ModelInfo, params: dict, shown: Callable[[], np.ndarray], table: dict,
-                 provider: str, threads: int) -> tuple[list[Run], dict[str, float]] | None:
+                 provider: str, threads: int, hints: Hints | None = None
+                 ) -> tuple[list[Run], dict[str, float]] | None:
         """For a step decided per photo: its runs and what was decided (for the report); None runs
-        the step once, as it is.  ``shown()``: the sRGB-encoded image the step receives."""
+        the step once, as it is.  ``shown()``: the sRGB-encoded image the step receives; ``hints``:
+        what the file's EXIF says of its origin (``io.hints``), or None."""
         return None
 
     def guard(self, info: ModelInfo, told: float | None = None) -> tuple[str, int, float]:
@@ -180,13 +193,15 @@ class Field(Kind):
 
 class InputKind(Kind):
     """``input = "rgb+kind"``: an upscaler told what it upscales (0 a clean render, 1 a camera file;
-    ``engine.inputkind``).  ``branches`` decides per photo; a camera file is guarded as the
-    camera-trained models are (``camera_anchor*``) and may get its grain back."""
+    ``engine.inputkind``).  ``branches`` decides per photo (with the file's EXIF hints unless the
+    step says ``hints = false``); a camera file is guarded as the camera-trained models are
+    (``camera_anchor*``) and may get its grain back."""
 
     name = "rgb+kind"
     planes = 1
     params = {"input": ('"auto", "camera" or "clean"', is_input_kind),
-              "grain": ("a number from 0 (removed) to 1 (all kept)", number(0, 1))}
+              "grain": ("a number from 0 (removed) to 1 (all kept)", number(0, 1)),
+              "hints": ("true (weigh the file's EXIF) or false", is_flag)}
 
     def extra_planes(self, model, pixels, params, provider, threads):
         # the input kind, resolved by ``branches`` (or given as "camera"/"clean")
@@ -199,6 +214,9 @@ class InputKind(Kind):
         if grain > 0:
             inputkind.put_back_grain(out, pixels, model.scale, grain)
 
+    def finishes(self, model, params):
+        return inputkind.grain_of(model, params) > 0
+
     def may_blend(self, params):
         return params.get("input", "auto") == "auto"
 
@@ -207,10 +225,13 @@ class InputKind(Kind):
             return info.camera_anchor, info.anchor_block, info.camera_anchor_tolerance
         return super().guard(info, told)
 
-    def branches(self, info, params, shown, table, provider, threads):
-        weight, p = inputkind.resolve(info, shown(), params, provider, threads)
+    def branches(self, info, params, shown, table, provider, threads, hints=None):
+        weight, p = inputkind.resolve(info, shown(), params, provider, threads, hints=hints)
         decided = {"input_kind_camera": round(weight, 4)}
         if p is not None:
+            shift, _ = inputkind.hint_of(info, params, hints)
+            if shift:
+                decided["input_kind_hint"] = float(shift)
             decided["input_kind_p"] = round(p, 4)
         return self.runs(info, params, weight, table), decided
 
@@ -228,7 +249,7 @@ class InputKind(Kind):
             if clean and clean not in table:
                 raise RecipeError(f"{info.name}: its clean_model {clean!r} is not installed")
             if clean:
-                runs.append((table[clean], {k: v for k, v in params.items() if k not in ("input", "grain")}, 0.0,
+                runs.append((table[clean], {k: v for k, v in params.items() if k not in InputKind.params}, 0.0,
                              1 - weight))
             else:
                 runs.append((info, {**params, "_kind": 0.0, "grain": 0.0}, 0.0, 1 - weight))

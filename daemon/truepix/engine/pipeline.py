@@ -10,7 +10,7 @@ sees linear light.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,7 +19,7 @@ import numpy as np
 from truepix.colour import linear_to_srgb, srgb_to_linear
 from truepix.engine import fidelity, models
 from truepix.engine.restrain import restrain
-from truepix.engine.tiling import run_tiled
+from truepix.engine.tiling import iter_tiled, run_tiled
 from truepix.errors import RecipeError
 from truepix.recipes import Recipe
 from truepix.resize import imresize
@@ -37,11 +37,45 @@ class EngineOptions:
 
 @dataclass
 class Enhanced:
-    pixels: np.ndarray
+    """An enhanced image: ``pixels`` float32 (H, W, C) linear light, or None when the rows went to
+    a ``Sink`` as they were finished; ``shape`` (H, W) either way."""
+
+    pixels: np.ndarray | None
     alpha: np.ndarray | None
     models: list[str]
     fidelity: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    shape: tuple[int, int] = (0, 0)
+
+
+class Sink:
+    """Where the last step's output goes, row band by row band as the guard finishes them, so a
+    job's memory follows its tiles rather than its output: ``start(height, width)``, then
+    ``write(y, rows)`` top to bottom, rows (n, width, 3) float32, sRGB-encoded, 0..1 (a view the
+    sink may change).  ``Collect`` keeps them as the linear image ``Enhanced.pixels``; the
+    encoder's sink (``io.encode.Samples``) quantises them straight into the file's samples."""
+
+    def start(self, height: int, width: int) -> None:
+        raise NotImplementedError
+
+    def write(self, y: int, rows: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class Collect(Sink):
+    """The whole output as linear light, (H, W, 3), or (H, W, 1) for a grey photo."""
+
+    def __init__(self, grey: bool = False):
+        self.grey, self.pixels = grey, None
+
+    def start(self, height: int, width: int) -> None:
+        self.pixels = np.empty((height, width, 1 if self.grey else 3), np.float32)
+
+    def write(self, y: int, rows: np.ndarray) -> None:
+        srgb_to_linear(rows, out=rows)
+        if self.grey:
+            rows = rows.mean(axis=2, keepdims=True, dtype=np.float32)
+        self.pixels[y:y + len(rows)] = rows
 
 
 def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, float, float] | None:
@@ -57,25 +91,9 @@ def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, floa
     return radius, gate, estimate_sigma(pixels) if gate else 0.0
 
 
-def run_model(
-    model: models.ModelInfo,
-    pixels: np.ndarray,
-    options: EngineOptions = EngineOptions(),
-    progress: Callable[[int, int], None] | None = None,
-    params: dict | None = None,
-) -> np.ndarray:
-    """One network over an RGB image, tiled.
-
-    ``pixels`` must already be in the model's ``transfer`` space (sRGB-encoded
-    or linear); the result is in the same space, unclipped.  The model's kind (``kinds``, by its
-    ``input``) builds the network's input: a noise-map model (``input = "rgb+noise"``) also gets a
-    plane of the noise level (``kinds.noise_level``) and its result is blended toward the input by
-    the step's ``strength``; a lens model (``"rgb+field"``) gets the pixels' place in the frame
-    (``kinds.field_planes``).  A row with ``clamp_radius`` or ``noise_gate`` (the lens's) has its result
-    restrained (``restraint_of``: no overshoot past the input's local range, no correction where
-    the input is flat and noisy).
-    """
-    params = params or {}
+def _prepare(model: models.ModelInfo, pixels: np.ndarray, options: EngineOptions, params: dict):
+    """(the tile function, the network's input, the tile padding, the step's strength) of one
+    network over ``pixels`` (``run_model``)."""
     kind = model.kind
     if not kind.rgb:
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
@@ -100,14 +118,62 @@ def run_model(
                 restrain(out[i].transpose(1, 2, 0), patch[i, :c].transpose(1, 2, 0), *restraint)
         return out
 
-    pad = max(model.receptive_radius, options.overlap)
+    return net, feed, max(model.receptive_radius, options.overlap), strength
+
+
+def run_model(
+    model: models.ModelInfo,
+    pixels: np.ndarray,
+    options: EngineOptions = EngineOptions(),
+    progress: Callable[[int, int], None] | None = None,
+    params: dict | None = None,
+) -> np.ndarray:
+    """One network over an RGB image, tiled.
+
+    ``pixels`` must already be in the model's ``transfer`` space (sRGB-encoded
+    or linear); the result is in the same space, unclipped.  The model's kind (``kinds``, by its
+    ``input``) builds the network's input: a noise-map model (``input = "rgb+noise"``) also gets a
+    plane of the noise level (``kinds.noise_level``) and its result is blended toward the input by
+    the step's ``strength``; a lens model (``"rgb+field"``) gets the pixels' place in the frame
+    (``kinds.field_planes``).  A row with ``clamp_radius`` or ``noise_gate`` (the lens's) has its result
+    restrained (``restraint_of``: no overshoot past the input's local range, no correction where
+    the input is flat and noisy).
+    """
+    params = params or {}
+    net, feed, pad, strength = _prepare(model, pixels, options, params)
     out = run_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
                     out_channels=pixels.shape[2], progress=progress)
     if strength < 1.0:
         out *= np.float32(strength)
         out += np.float32(1 - strength) * pixels
-    kind.finish(model, out, pixels, params)
+    model.kind.finish(model, out, pixels, params)
     return out
+
+
+def model_rows(
+    model: models.ModelInfo,
+    pixels: np.ndarray,
+    options: EngineOptions = EngineOptions(),
+    progress: Callable[[int, int], None] | None = None,
+    params: dict | None = None,
+    whole: bool = False,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``run_model``'s result band by band (``tiling.iter_tiled``): ``(y, rows)``, top to bottom.
+    A step whose kind puts something back over the whole result (``Kind.finishes``: an upscaler's
+    grain), or any with ``whole``, is run whole and given as one band."""
+    params = params or {}
+    if whole or model.kind.finishes(model, params):
+        yield 0, run_model(model, pixels, options, progress, params)
+        return
+    net, feed, pad, strength = _prepare(model, pixels, options, params)
+    if strength < 1.0 and model.scale != 1:
+        raise RecipeError(f"{model.name}: strength blends toward the input, which needs a same-size model")
+    for y, rows in iter_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
+                              out_channels=pixels.shape[2], progress=progress):
+        if strength < 1.0:
+            rows *= np.float32(strength)
+            rows += np.float32(1 - strength) * pixels[y:y + len(rows)]
+        yield y, rows
 
 
 def _convert_(x: np.ndarray, space: str, want: str) -> np.ndarray:
@@ -138,10 +204,10 @@ def _blend_guards(guards: list[tuple[tuple[str, int, float], float]]) -> tuple[s
     return (space, max(g[1] for g, _ in guards), sum(g[2] * w for g, w in guards))
 
 
-def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, guards: list[tuple[str, int, float]]) -> float:
-    """The guard's correction, in the space the recipe's models were trained to keep means in.
+def _anchor(source: np.ndarray, scale: int, guards: list[tuple[str, int, float]]) -> fidelity.Anchor:
+    """The guard over the output, in the space the recipe's models were trained to keep means in.
 
-    Both images come and go sRGB-encoded.  A model trained on the bicubic protocol keeps sRGB-encoded
+    Both images are sRGB-encoded.  A model trained on the bicubic protocol keeps sRGB-encoded
     means (its degradation is defined there); a model trained on simulated cameras keeps *linear*
     means: it removes sensor noise, whose sRGB-encoded mean is biased (noise through the gamma curve,
     clipped at black), so anchoring to the noisy input's sRGB means would put that bias back.
@@ -150,7 +216,26 @@ def _reanchor(current: np.ndarray, source: np.ndarray, scale: int, guards: list[
     space = "linear" if any(g[0] == "linear" for g in guards) else "srgb"
     block = max(g[1] for g in guards)
     tolerance = max(g[2] for g in guards)
-    return fidelity.reanchor(current, source, scale, block, tolerance, linear=space == "linear")
+    return fidelity.Anchor(source, scale, block, tolerance, linear=space == "linear")
+
+
+def _in_srgb(bands: Iterable[tuple[int, np.ndarray]], space: str) -> Iterator[tuple[int, np.ndarray]]:
+    for y, rows in bands:
+        yield y, _convert_(rows, space, "srgb")
+
+
+def _blended(runs: list[tuple[Iterator[tuple[int, np.ndarray]], float]]) -> Iterator[tuple[int, np.ndarray]]:
+    """Bands of runs made in lockstep (the same tiles), blended by their shares, sRGB-encoded values."""
+    if len(runs) == 1:
+        yield from runs[0][0]
+        return
+    for parts in zip(*(bands for bands, _ in runs), strict=True):
+        y, acc = parts[0]
+        acc *= np.float32(runs[0][1])
+        for (y2, other), (_, w) in zip(parts[1:], runs[1:], strict=True):
+            assert y2 == y and len(other) == len(acc)
+            acc += np.float32(w) * other
+        yield y, acc
 
 
 def enhance(
@@ -160,6 +245,8 @@ def enhance(
     options: EngineOptions = EngineOptions(),
     progress: Callable[[float], None] | None = None,
     model_dir=None,
+    sink: Sink | None = None,
+    hints=None,
 ) -> Enhanced:
     """Apply ``recipe`` to an image.
 
@@ -169,10 +256,16 @@ def enhance(
             sent through a network trained on photographs.
         recipe: the steps; ``recipe.guard`` turns the fidelity guard on.
         progress: called with the fraction done, 0..1.
+        sink: where the output rows go as they are finished (``Sink``); None keeps them
+            (``Collect``) as ``Enhanced.pixels``.  The last step runs band by band: its output is
+            never whole in memory unless the sink keeps it.
+        hints: what the file's EXIF says of its origin (``io.hints.Hints``; a RAW development's
+            ``io.hints.RAW_DEVELOPMENT``), or None: weighed by a step decided per photo (the
+            adaptive upscaler's ``input = "auto"``, ``engine.inputkind.prior``).
 
     Returns:
-        ``Enhanced`` with the new pixels (same channel count), alpha, the model
-        labels used and the fidelity report (empty when the guard is off).
+        ``Enhanced`` with the new pixels (same channel count; None with a ``sink``), alpha, the
+        model labels used and the fidelity report (empty when the guard is off).
     """
     t0 = time.perf_counter()
     table = models.load_manifest(model_dir)
@@ -184,58 +277,74 @@ def enhance(
             )
         infos.append(table[step.model])
     grey = pixels.shape[2] == 1
-    # The guard's space follows the models (see _reanchor): for the bicubic protocol it is
+    # The guard's space follows the models (see _anchor): for the bicubic protocol it is
     # sRGB-encoded values; anchoring linear means there cost 0.27 dB PSNR-Y on Set5 (measured).
     source = _as_rgb(pixels).astype(np.float32, copy=True)
     linear_to_srgb(source, out=source)
     current, space, total_scale = source, "srgb", 1
     guards, decided = [], {}
     labels = [info.label for info in infos]
+    bands = None  # the last step's output, band by band, sRGB-encoded
     for i, info in enumerate(infos):
         def tick(done: int, total: int, i=i, part=0, parts=1) -> None:
             if progress:
                 progress((i + (part + done / total) / parts) / len(infos))
 
+        last = i == len(infos) - 1
         params = recipe.steps[i].params
         # A step decided per photo (rgb+kind) on the sRGB image it receives, once for the photo:
         # its runs, blended; any other runs once.
         plan = info.kind.branches(info, params, partial(_srgb_view, current, space), table, options.provider,
-                                  options.threads)
+                                  options.threads, hints=hints)
         if plan is None:
             guards.append(_guard_of(info, None))
             if space != info.transfer:
                 current = _convert_(current.copy() if current is source else current, space, info.transfer)
-            current, space = run_model(info, current, options, tick, params), info.transfer
+            if last:
+                bands = _in_srgb(model_rows(info, current, options, tick, params), info.transfer)
+            else:
+                current, space = run_model(info, current, options, tick, params), info.transfer
         else:
             branches, told = plan
             decided.update(told)
             labels[i] = " + ".join(f"{b.label} x{w:.2f}" if len(branches) > 1 else b.label
                                    for b, _, _, w in branches)
             guards.append(_blend_guards([(_guard_of(b, k), w) for b, _, k, w in branches]))
-            outs = []
+            runs = []
+            whole = any(b.kind.finishes(b, bparams) for b, bparams, _, _ in branches)  # bands must match
             for j, (b, bparams, _, w) in enumerate(branches):
                 x = current if space == b.transfer else _convert_(current.copy(), space, b.transfer)
-                out = run_model(b, x, options, partial(tick, part=j, parts=len(branches)), bparams)
-                outs.append((_convert_(out, b.transfer, "srgb"), w))
-            current, space = outs[0][0], "srgb"
-            if len(outs) > 1:  # the uncertain band: (1 - w) clean + w camera, in sRGB-encoded values
-                current *= np.float32(outs[0][1])
-                for other, w in outs[1:]:
-                    current += np.float32(w) * other
+                rows = model_rows(b, x, options, partial(tick, part=j, parts=len(branches)), bparams, whole)
+                runs.append((_in_srgb(rows, b.transfer), w))
+            # the uncertain band: (1 - w) clean + w camera, in sRGB-encoded values, tile row by tile row
+            bands = _blended(runs)
+            if not last:
+                h, w = current.shape[:2]
+                current, space = np.empty((h * info.scale, w * info.scale, 3), np.float32), "srgb"
+                for y, rows in bands:
+                    current[y:y + len(rows)] = rows
+                bands = None
         total_scale *= info.scale
-    if current is source:
-        current = source.copy()
-    _convert_(current, space, "srgb")
-    np.clip(current, 0.0, 1.0, out=current)
+    if bands is None:  # no steps: the photo as it came
+        bands = iter([(0, _convert_(current.copy(), space, "srgb"))])
+    out_h, out_w = source.shape[0] * total_scale, source.shape[1] * total_scale
+    kept = Collect(grey) if sink is None else sink
+    kept.start(out_h, out_w)
+    anchor = _anchor(source, total_scale, guards) if recipe.guard else None
+    measure = fidelity.Report(source, total_scale) if recipe.guard else None
+    for y, rows in bands:
+        np.clip(rows, 0.0, 1.0, out=rows)
+        for y0, done in anchor.push(rows) if anchor is not None else [(y, rows)]:
+            if measure is not None:
+                np.clip(done, 0.0, 1.0, out=done)
+                measure.push(done)
+            kept.write(y0, done)
     report: dict[str, float] = dict(decided)
     if recipe.guard:
-        report["anchor_max_correction"] = round(_reanchor(current, source, total_scale, guards), 5)
-        np.clip(current, 0.0, 1.0, out=current)
-        report.update(fidelity.report(current, source, total_scale))
+        report["anchor_max_correction"] = round(anchor.max_correction, 5)
+        report.update(measure.result())
     del source
-    srgb_to_linear(current, out=current)
-    if grey:
-        current = current.mean(axis=2, keepdims=True, dtype=np.float32)
     if alpha is not None and total_scale != 1:
         alpha = np.clip(imresize(alpha, float(total_scale)), 0.0, 1.0).astype(np.float32)
-    return Enhanced(current, alpha, labels, report, time.perf_counter() - t0)
+    pixels_out = kept.pixels if sink is None else None
+    return Enhanced(pixels_out, alpha, labels, report, time.perf_counter() - t0, (out_h, out_w))

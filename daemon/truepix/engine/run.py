@@ -5,11 +5,13 @@ enhanced (``pipeline.enhance``).  It knows nothing of file names, folders, forma
 from __future__ import annotations
 
 from truepix.engine.control import Control
-from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.engine.pipeline import EngineOptions, Sink, enhance
 
 
-def run(decoded, recipe, options: EngineOptions = EngineOptions(), control: Control | None = None):
-    """``develop.Developed`` for a ``RawMosaic``, ``pipeline.Enhanced`` for an ``io.Decoded``."""
+def run(decoded, recipe, options: EngineOptions = EngineOptions(), control: Control | None = None,
+        sink: Sink | None = None):
+    """``develop.Developed`` for a ``RawMosaic``, ``pipeline.Enhanced`` for an ``io.Decoded`` (its rows
+    into ``sink`` as they are finished, when one is given: ``pipeline.Sink``)."""
     from truepix.io.raw import RawMosaic
 
     progress = control.progress if control is not None else None
@@ -17,4 +19,6 @@ def run(decoded, recipe, options: EngineOptions = EngineOptions(), control: Cont
         from truepix.engine.develop import develop
 
         return develop(decoded, recipe, options, progress)
-    return enhance(decoded.pixels, decoded.alpha, recipe, options, progress)
+    # the file's EXIF hints (io.hints) weigh the adaptive upscaler's input-kind decision
+    return enhance(decoded.pixels, decoded.alpha, recipe, options, progress, sink=sink,
+                   hints=getattr(decoded, "hints", None))

@@ -16,12 +16,12 @@ Arrays are float32 (H, W, C); ``fn`` maps a (1, C, h, w) array to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["run_tiled", "tile_starts"]
+__all__ = ["iter_tiled", "run_tiled", "tile_starts"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,56 @@ def _feather_(tile: np.ndarray, rows: _Cell, cols: _Cell, scale: int) -> None:
         tile[:, :, tile.shape[2] - len(right):] *= right
 
 
+def iter_tiled(
+    fn: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    scale: int,
+    *,
+    tile: int = 512,
+    pad: int = 16,
+    overlap: int = 8,
+    out_channels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``run_tiled``'s output as it is finished, one band of cells at a time, top to bottom.
+
+    Yields ``(y, rows)``: output rows ``y .. y + len(rows)`` (float32 (n, W*scale, C')), each
+    final (a band's overlap with the next one is held back until the next band is added to it),
+    together covering the whole output once.  Memory follows one band of cells, not the image.
+    Arguments as ``run_tiled``.
+    """
+    if tile < 4 * overlap:
+        raise ValueError(f"tile ({tile}) must be at least four times the overlap ({overlap})")
+    h, w, c = image.shape
+    oc = out_channels or c
+    rows, cols = _cells(h, tile, overlap), _cells(w, tile, overlap)
+    total, done = len(rows) * len(cols), 0
+    carry: np.ndarray | None = None  # the previous band's bottom overlap, already weighted
+    for i, ry in enumerate(rows):
+        band = np.zeros(((ry.stop - ry.start) * scale, w * scale, oc), np.float32)
+        if carry is not None:
+            band[: len(carry)] += carry
+        y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
+        for rx in cols:
+            x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
+            patch = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None])
+            result = fn(patch)[0]  # (C', h*s, w*s), a fresh array we may change
+            # Keep the cell itself; the context margins are discarded.
+            oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
+            kept = result[:, oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
+            if not kept.flags.writeable:
+                kept = kept.copy()
+            _feather_(kept, ry, rx, scale)
+            region = band[:, rx.start * scale:rx.stop * scale]
+            np.add(region, kept.transpose(1, 2, 0), out=region)
+            done += 1
+            if progress:
+                progress(done, total)
+        final = (rows[i + 1].start - ry.start) * scale if i + 1 < len(rows) else len(band)
+        carry = band[final:].copy() if final < len(band) else None
+        yield ry.start * scale, band[:final]
+
+
 def run_tiled(
     fn: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -110,27 +160,9 @@ def run_tiled(
     Returns:
         float32 (H*scale, W*scale, C').
     """
-    if tile < 4 * overlap:
-        raise ValueError(f"tile ({tile}) must be at least four times the overlap ({overlap})")
     h, w, c = image.shape
-    out = np.zeros((h * scale, w * scale, out_channels or c), np.float32)
-    rows, cols = _cells(h, tile, overlap), _cells(w, tile, overlap)
-    total, done = len(rows) * len(cols), 0
-    for ry in rows:
-        y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
-        for rx in cols:
-            x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
-            patch = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None])
-            result = fn(patch)[0]  # (C', h*s, w*s), a fresh array we may change
-            # Keep the cell itself; the context margins are discarded.
-            oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
-            kept = result[:, oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
-            if not kept.flags.writeable:
-                kept = kept.copy()
-            _feather_(kept, ry, rx, scale)
-            region = out[ry.start * scale:ry.stop * scale, rx.start * scale:rx.stop * scale]
-            np.add(region, kept.transpose(1, 2, 0), out=region)
-            done += 1
-            if progress:
-                progress(done, total)
+    out = np.empty((h * scale, w * scale, out_channels or c), np.float32)
+    for y, rows in iter_tiled(fn, image, scale, tile=tile, pad=pad, overlap=overlap,
+                              out_channels=out_channels, progress=progress):
+        out[y:y + len(rows)] = rows
     return out

@@ -20,6 +20,7 @@ from ..colour import linear_to_srgb, srgb_to_linear
 from ..errors import ImageReadError, ImageWriteError
 from . import atomic, formats, pil, png, raw, tiff
 from .atomic import NAME_MAX, TEMP_MARK, fit_name, remove_temp_files, temp_path, temp_prefix  # noqa: F401 (re-exported)
+from .hints import Hints, from_exif_bytes
 from .orientation import apply_orientation, valid_orientation
 from .regular import open_regular
 from .samples import ReadFailure, Samples
@@ -44,6 +45,8 @@ class Decoded:
     kind:        "jpeg" | "png" | "tiff" | "raw".
     orientation: EXIF/TIFF orientation (1..8) found and applied to ``pixels`` (1 = none).
     source:      the path read.
+    hints:       what the EXIF says of the file's origin, for the upscaler's input-kind decision
+                 (``hints.Hints``, with the decoded size; a RAW is marked as developed), or None.
     """
 
     pixels: np.ndarray
@@ -53,6 +56,7 @@ class Decoded:
     kind: str
     orientation: int
     source: pathlib.Path
+    hints: Hints | None = None
 
 
 def sniff(head: bytes) -> str | None:
@@ -140,6 +144,7 @@ def _decode(path: pathlib.Path, kind: str, head: bytes, max_pixels: int, size_ch
             samples = png.decode16(data)
             samples.icc, exif = png.icc_and_exif(data)
             samples.orientation = _exif_orientation(exif)
+            samples.hints = from_exif_bytes(exif)
             return samples
     return pil.decode(path, check_size)
 
@@ -173,7 +178,8 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
     values = np.ascontiguousarray(apply_orientation(values, s.orientation))
     pixels = values if s.linear else srgb_to_linear(values, out=values)
     orientation = s.applied if s.applied != 1 else s.orientation
-    return Decoded(pixels, alpha, s.icc, depth, kind, orientation, path)
+    hints = s.hints.sized(pixels.shape[1], pixels.shape[0]) if s.hints is not None else None
+    return Decoded(pixels, alpha, s.icc, depth, kind, orientation, path, hints)
 
 
 def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_source=None,
@@ -193,14 +199,31 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     Returns the final path.
     """
     dest = pathlib.Path(dest)
+    out = output_format(dest, fmt, bits)
+    atomic.refuse_existing(dest, overwrite)
+    samples, has_alpha = _quantise(dest, pixels, alpha, out.bit_depth(bits), encode)
+    return write_samples(dest, samples, has_alpha, fmt=fmt, icc=icc, metadata_source=metadata_source,
+                         xmp_info=xmp_info, overwrite=overwrite)
+
+
+def output_format(dest, fmt: str, bits: int) -> formats.Format:
+    """The encoder for ``fmt`` at ``bits``, or ImageWriteError naming ``dest``."""
     out = formats.encoded(fmt)
     if out is None:
         names = formats.words(f.name for f in formats.FORMATS.values() if f.encoder is not None)
         raise ImageWriteError(dest, f"unknown output format {fmt!r} ({names})")
-    atomic.refuse_existing(dest, overwrite)
     if bits not in formats.BIT_DEPTHS:
         raise ImageWriteError(dest, f"bit depth must be {formats.words(formats.BIT_DEPTHS)}, not {bits!r}")
-    samples, has_alpha = _quantise(dest, pixels, alpha, out.bit_depth(bits), encode)
+    return out
+
+
+def write_samples(dest, samples: np.ndarray, has_alpha: bool, *, fmt="tiff", icc=None, metadata_source=None,
+                  xmp_info: dict | None = None, overwrite=False) -> pathlib.Path:
+    """``write_image`` for samples already quantised and encoded: uint8/uint16 (H, W, C[+alpha]).
+    ``samples`` is released (``del``) before the metadata is copied: pass the only reference."""
+    dest = pathlib.Path(dest)
+    out = output_format(dest, fmt, 8 if samples.dtype == np.uint8 else 16)
+    atomic.refuse_existing(dest, overwrite)
     with atomic.output(dest, overwrite=overwrite) as tmp:
         with open(tmp, "xb") as fh:
             out.encoder(fh, samples, has_alpha, icc)

@@ -7,6 +7,7 @@ import io
 import numpy as np
 from PIL import Image, ImageCms
 
+from .hints import from_exif
 from .orientation import valid_orientation
 from .samples import ReadFailure, Samples
 
@@ -31,12 +32,14 @@ def decode(path, check_size) -> Samples:
         except (OSError, SyntaxError, ValueError) as err:
             raise ReadFailure(f"damaged or truncated {im.format} data ({err})") from err
         # after load(): Pillow finds PNG eXIf / "Raw profile type exif" chunks after IDAT too
-        orientation = valid_orientation(im.getexif().get(0x0112))
+        exif = im.getexif()
+        orientation = valid_orientation(exif.get(0x0112))
+        hints = from_exif(exif)  # the input-kind decision's EXIF hints; never raises
         im, icc = _to_plain_mode(im, icc)
         a = np.asarray(im)
     if a.ndim == 2:
         a = a[:, :, None]
-    return Samples(a, has_alpha=a.shape[2] in (2, 4), icc=icc, orientation=orientation)
+    return Samples(a, has_alpha=a.shape[2] in (2, 4), icc=icc, orientation=orientation, hints=hints)
 
 
 def _to_plain_mode(im: Image.Image, icc: bytes | None):

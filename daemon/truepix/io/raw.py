@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..colour import SRGB_TO_XYZ  # sRGB (D65) primaries -> CIE XYZ, IEC 61966-2-1
+from .hints import RAW_DEVELOPMENT
 from .samples import ReadFailure, Samples
 
 # LibRaw's sizes.flip -> the EXIF orientation it has applied to the output.
@@ -155,7 +156,7 @@ def decode(path, check_size) -> Samples:
         except rawpy.LibRawError as err:
             raise ReadFailure(f"damaged or truncated RAW data ({type(err).__name__}: {err})") from err
         applied = _FLIP_TO_EXIF.get(sizes.flip, 1)
-    return Samples(np.asarray(rgb, dtype=np.uint16), linear=True, applied=applied)
+    return Samples(np.asarray(rgb, dtype=np.uint16), linear=True, applied=applied, hints=RAW_DEVELOPMENT)
 
 
 def _dng_tags(path) -> dict:

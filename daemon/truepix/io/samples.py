@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .hints import Hints
 
 
 @dataclass
@@ -18,6 +22,7 @@ class Samples:
     orientation: EXIF/TIFF orientation still to apply (1..8); 1 when the decoder applied it.
     applied:     orientation the decoder itself applied (RAW: LibRaw's flip), reported as-is.
     linear:      ``data`` is already linear light (RAW); otherwise sRGB-encoded.
+    hints:       what the file's EXIF says of its origin (``hints.Hints``, without the size), or None.
     """
 
     data: np.ndarray
@@ -26,6 +31,7 @@ class Samples:
     orientation: int = 1
     applied: int = 1
     linear: bool = False
+    hints: Hints | None = None
 
 
 class ReadFailure(Exception):

@@ -12,6 +12,7 @@ import numpy as np
 import tifffile
 from tifffile import PHOTOMETRIC
 
+from .hints import from_tiff_tags
 from .orientation import valid_orientation
 from .samples import ReadFailure, Samples
 
@@ -41,6 +42,7 @@ def decode(path, check_size) -> Samples:
         tags = page.tags
         icc = tags[34675].value if 34675 in tags else None
         orientation = valid_orientation(tags[274].value if 274 in tags else 1)
+        hints = from_tiff_tags(tags)  # never raises
         a = _channels_last(a, page)
         if photometric == PHOTOMETRIC.PALETTE:
             a = np.moveaxis(page.colormap[:, a[:, :, 0]], 0, -1)  # (3, H, W) -> (H, W, 3) uint16
@@ -49,7 +51,7 @@ def decode(path, check_size) -> Samples:
         base = 3 if photometric == PHOTOMETRIC.PALETTE else _COLOUR[photometric]
         a, has_alpha = _split_extra(a, base, tuple(page.extrasamples or ()))
     icc = bytes(icc) if icc else None
-    return Samples(_plain_dtype(a), has_alpha=has_alpha, icc=icc, orientation=orientation)
+    return Samples(_plain_dtype(a), has_alpha=has_alpha, icc=icc, orientation=orientation, hints=hints)
 
 
 def _check_complete(page, file_size: int) -> None:
