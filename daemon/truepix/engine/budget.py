@@ -1,21 +1,27 @@
 """A job's peak memory and output size, estimated from the input's header before anything is decoded.
 
-The engine works on whole float32 images: the decoded input, the sRGB copy the fidelity guard keeps,
-each step's input and output (an ``input = "auto"`` upscale may run two branches and blend them), and
-the encoder's buffer.  So a job's peak grows with the *output*: a 219 KB PNG of 15000 x 15000 pixels
-upscaled 2x needs over 20 GB, and three chained x4 steps multiply the pixels by 4096.  Such a job is
-refused before it starts, with the estimate and the limit in the message, instead of failing after
-minutes of work or being killed by the system.
+The engine holds the decoded input (its sRGB working copy, for the fidelity guard), each step's
+input and output up to the last step (an ``input = "auto"`` upscale may run two branches and blend
+them), and the output file's samples; the last step itself runs band by band (``pipeline.Sink``):
+a band of tiles per branch, never its whole float output.  So a job's peak still grows with the
+*output* (its samples): a 219 KB PNG of 15000 x 15000 pixels upscaled 2x needs over 10 GB, and
+three chained x4 steps multiply the pixels by 4096.  Such a job is refused before it starts, with
+the estimate and the limit in the message, instead of failing after minutes of work or being
+killed by the system.
 
-The model, in bytes, for P input pixels and steps of scale s_i (12 bytes = one float32 RGB pixel)::
+The model, in bytes, for P input pixels of width W, steps of scale s_i, the output's samples
+O bytes (3 channels at the recipe's bit depth; 12 bytes = one float32 RGB pixel)::
 
-    peak = 24 P + max(max_i 12 (p_i + k_i p_i s_i^2), 24 P_out) + BASE
+    peak = 24 P + max(max_{i<last} 12 (p_i + k_i p_i s_i^2), 16 p_last + 2 k_last band) + O + BASE
+    band = 12 (tile + 16) s_last^2 W_last
 
-with p_i the pixels entering step i, k_i = 2 for a step that may blend two runs, else 1, and
-P_out the output's pixels; BASE covers ONNX Runtime's arena, the libraries and the tiles in flight.
-Measured against it (docs/reliability.md): ``truepix bench --sizes 24 --model upscale-x2-adaptive``
-peaked at 2.65 GB, the estimate for that case (one branch, no encoder) is 2.4 GB and with the blend
-allowance 3.6 GB — the estimate is meant to be on the safe side, not exact.
+with p_i the pixels entering step i (16 bytes a pixel for the last step's network input with its
+extra plane), k_i = 2 for a step that may blend two runs, else 1; BASE covers ONNX Runtime's
+arena, the libraries and the tiles in flight.  Measured against it (docs/reliability.md, "Memory"):
+a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1.49 GB (2.59 GB before the
+last step streamed); the estimate for it is 2.2 GB — meant to be on the safe side, not exact.
+A RAW developed by truepix's own demosaic keeps its whole output (``develop``); the
+estimate's 24 P covers its mosaic and camera RGB at the input's size.
 
 The limit is ``[engine] memory_limit_mb``, or three quarters of the machine's RAM when it is 0.
 """
@@ -64,18 +70,23 @@ def _steps(recipe, table) -> list[tuple[int, int]]:
     return out
 
 
-def estimate(width: int, height: int, recipe, table) -> Estimate:
+def estimate(width: int, height: int, recipe, table, tile: int = 512) -> Estimate:
     """The job's peak memory and output for an input of ``width`` x ``height`` pixels."""
     p = width * height
+    steps = _steps(recipe, table)
     peak_steps = 0
     scale = 1
-    for s, branches in _steps(recipe, table):
-        p_in = p * scale * scale
+    for i, (s, branches) in enumerate(steps):
+        p_in, w_in = p * scale * scale, width * scale
         scale *= s
-        peak_steps = max(peak_steps, 12 * (p_in + branches * p_in * s * s))
+        if i < len(steps) - 1:
+            peak_steps = max(peak_steps, 12 * (p_in + branches * p_in * s * s))
+        else:  # band by band into the output's samples
+            band = 12 * (tile + 16) * s * s * w_in
+            peak_steps = max(peak_steps, 16 * p_in + 2 * branches * band)
     p_out = p * scale * scale
-    peak = 24 * p + max(peak_steps, 24 * p_out) + BASE
     out_bytes = p_out * 3 * (recipe.bit_depth // 8 if hasattr(recipe, "bit_depth") else 2)
+    peak = 24 * p + peak_steps + out_bytes + BASE
     return Estimate(peak, width * scale, height * scale, out_bytes)
 
 
