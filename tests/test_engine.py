@@ -366,3 +366,89 @@ def test_a_control_reports_progress_and_stops_the_engine_at_a_tile_boundary():
         run(Decoded(img.copy(), None, None, 8, "png", 1, None),
             Recipe("t", (Step("upscale-x2"),)), EngineOptions(tile=64), control)
     assert stop.value.why == "cancel" and first.is_set() and control.fraction < 1.0
+
+
+# --- issue 17: a photo's values keep the transfer they were stored in ------------------------------
+
+
+def _count_transfer_passes(monkeypatch) -> list[tuple[str, tuple[int, ...]]]:
+    """(module.function, shape) of every call of the transfer curves, as ``io/image.py``,
+    ``engine/pipeline.py`` and ``io/encode.py`` see them (names imported from ``truepix.colour``),
+    on image-shaped arrays (H, W, C); scalars and lookup tables are not passes over the photo."""
+    import truepix.engine.pipeline as pipeline_mod
+    import truepix.io.encode as encode_mod
+    import truepix.io.image as image_mod
+
+    calls = []
+    for mod in (image_mod, pipeline_mod, encode_mod):
+        for name in ("srgb_to_linear", "linear_to_srgb"):
+            real = getattr(mod, name, None)
+            if real is None:
+                continue
+
+            where = f"{mod.__name__.rsplit('.', 1)[1]}.{name}"
+
+            def counted(x, *args, _real=real, _where=where, **kw):
+                if np.ndim(x) == 3:
+                    calls.append((_where, np.shape(x)))
+                return _real(x, *args, **kw)
+
+            monkeypatch.setattr(mod, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_an_8_bit_photo_crosses_no_transfer_curve_and_comes_out_as_before(tmp_path, monkeypatch, grey):
+    """Decode keeps the file's sRGB values (``Decoded.transfer``), the engine works in them and the
+    encoder quantises its sRGB rows: an RGB photo's pixels never go through the curves (the old way:
+    linear at decode, sRGB again in ``enhance``).  The output is the old one within a code value."""
+    import tifffile
+    from PIL import Image
+
+    from truepix.colour import linear_to_srgb
+    from truepix.io.image import read_image
+    from truepix.process import process_file
+    from truepix.recipes import BUILTIN
+
+    h, w = 40, 56
+    stored = np.round(photo_like(h, w, seed=3) * 255).astype(np.uint8)
+    src = tmp_path / "p.png"
+    Image.fromarray(stored[..., 0] if grey else stored).save(src)
+    recipe, opts = BUILTIN["upscale"], EngineOptions(tile=64, threads=1)
+
+    decoded = read_image(src)
+    assert decoded.transfer == "srgb"
+    # the old way, for comparison: linear light in, the collected linear output encoded as the file was
+    calls = _count_transfer_passes(monkeypatch)
+    old = enhance(decoded.linear(), decoded.alpha, recipe, opts, transfer="linear")
+    assert ("pipeline.linear_to_srgb", (h, w, 3)) in calls  # the working copy back to sRGB
+    expected = np.rint(linear_to_srgb(old.pixels) * 65535).astype(np.int64)
+    calls.clear()
+
+    result = process_file(src, recipe, options=opts)
+    assert result.status == "done", result.error
+    if grey:  # averaged in light, per band (io.encode): only the output's rows, never the photo
+        assert calls and all(shape[1] == 2 * w for _, shape in calls)
+        assert all(where.startswith("encode.") for where, _ in calls)
+    else:
+        assert calls == []
+    got = tifffile.imread(result.output).astype(np.int64)
+    assert got.shape == ((2 * h, 2 * w) if grey else (2 * h, 2 * w, 3))
+    assert np.abs(got.reshape(expected.shape) - expected).max() <= 1
+
+
+def test_enhance_takes_srgb_pixels_as_they_are():
+    """``transfer="srgb"``: the same result as the linear light they encode, the caller's array untouched
+    (copied unless a sink takes it over)."""
+    from truepix.colour import srgb_to_linear
+
+    srgb = photo_like(24, 32, seed=4)
+    keep = srgb.copy()
+    recipe = Recipe("t", (Step("upscale-x2"),))
+    a = enhance(srgb, None, recipe, EngineOptions(tile=64), transfer="srgb")
+    b = enhance(srgb_to_linear(srgb), None, recipe, EngineOptions(tile=64))
+    np.testing.assert_array_equal(srgb, keep)
+    np.testing.assert_allclose(a.pixels, b.pixels, atol=2e-5)
+    assert a.fidelity.keys() == b.fidelity.keys()
+    with pytest.raises(ValueError, match="transfer"):
+        enhance(srgb, None, recipe, transfer="gamma")

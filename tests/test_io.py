@@ -31,8 +31,9 @@ def _u8(shape):
 
 
 def _encoded(d, full):
-    """Decoded -> the integer samples it came from (re-applies the sRGB curve)."""
-    return np.rint(linear_to_srgb(d.pixels) * full).astype(np.int64)
+    """Decoded -> the integer samples it came from (its pixels are the stored values, scaled)."""
+    assert d.transfer == "srgb"
+    return np.rint(d.pixels * full).astype(np.int64)
 
 
 def _adobe_like_icc() -> bytes:
@@ -57,7 +58,7 @@ def test_tiff16_round_trip_is_bit_exact(tmp_path, channels):
     tifffile.imwrite(tmp_path / "a.tif", src, photometric="rgb" if channels == 3 else "minisblack")
     d = read_image(tmp_path / "a.tif")
     assert (d.kind, d.bit_depth, d.pixels.dtype, d.pixels.shape) == ("tiff", 16, np.float32, (9, 13, channels))
-    out = write_image(tmp_path / "b.tif", d.pixels)
+    out = write_image(tmp_path / "b.tif", d.linear())
     back = tifffile.imread(out)
     assert back.dtype == np.uint16 and np.array_equal(back, src)
     with tifffile.TiffFile(out) as tif:
@@ -70,7 +71,7 @@ def test_tiff8_round_trip_through_16_bit_output(tmp_path):
     d = read_image(tmp_path / "a.tif")
     assert d.bit_depth == 8
     assert np.array_equal(_encoded(d, 255), src)
-    back = read_image(write_image(tmp_path / "b.tif", d.pixels))
+    back = read_image(write_image(tmp_path / "b.tif", d.linear()))
     assert np.array_equal(_encoded(back, 255), src)
 
 
@@ -78,8 +79,9 @@ def test_float_tiff_is_read_as_encoded_values(tmp_path):
     src = RNG.random((4, 6, 3), dtype=np.float32)
     tifffile.imwrite(tmp_path / "f.tif", src, photometric="rgb")
     d = read_image(tmp_path / "f.tif")
-    assert d.bit_depth == 16
-    np.testing.assert_allclose(d.pixels, srgb_to_linear(src), atol=1e-6)
+    assert (d.bit_depth, d.transfer) == (16, "srgb")
+    np.testing.assert_array_equal(d.pixels, src)  # the values as stored
+    np.testing.assert_allclose(d.linear(), srgb_to_linear(src), atol=1e-6)
 
 
 @pytest.mark.parametrize("mode,shape", [("RGB", (6, 8, 3)), ("L", (6, 8))])
@@ -89,7 +91,7 @@ def test_png8_round_trip(tmp_path, mode, shape):
     d = read_image(tmp_path / "a.png")
     assert (d.kind, d.bit_depth) == ("png", 8)
     assert np.array_equal(_encoded(d, 255).reshape(shape), src)
-    out = write_image(tmp_path / "b.png", d.pixels, fmt="png")
+    out = write_image(tmp_path / "b.png", d.linear(), fmt="png")
     d2 = read_image(out)
     assert d2.bit_depth == 16 and d2.pixels.shape == d.pixels.shape
     assert np.array_equal(_encoded(d2, 255).reshape(shape), src)
@@ -102,7 +104,7 @@ def test_png16_round_trip_is_bit_exact(tmp_path):
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(src))
     d = read_image(tmp_path / "a.png")
     assert d.bit_depth == 16
-    out = write_image(tmp_path / "b.png", d.pixels, fmt="png")
+    out = write_image(tmp_path / "b.png", d.linear(), fmt="png")
     assert np.array_equal(imagecodecs.png_decode(out.read_bytes()), src)
 
 
@@ -111,7 +113,7 @@ def test_jpeg_round_trip_is_close(tmp_path):
     Image.fromarray(src).save(tmp_path / "a.jpg", quality=98, subsampling=0)
     d = read_image(tmp_path / "a.jpg")
     assert (d.kind, d.bit_depth, d.pixels.shape) == ("jpeg", 8, (32, 32, 3))
-    out = write_image(tmp_path / "b.jpg", d.pixels, fmt="jpeg")
+    out = write_image(tmp_path / "b.jpg", d.linear(), fmt="jpeg")
     back = np.asarray(Image.open(out)).astype(int)
     assert np.abs(back - src.astype(int)).mean() < 3
 
@@ -123,7 +125,7 @@ def test_alpha_kept_and_not_gamma_encoded(tmp_path, fmt):
     d = read_image(tmp_path / "a.tif")
     assert d.pixels.shape == (6, 5, 3) and d.alpha.shape == (6, 5)
     np.testing.assert_allclose(d.alpha, rgba[:, :, 3] / 65535, atol=1e-7)
-    out = write_image(tmp_path / f"b.{fmt}", d.pixels, alpha=d.alpha, fmt=fmt)
+    out = write_image(tmp_path / f"b.{fmt}", d.linear(), alpha=d.alpha, fmt=fmt)
     d2 = read_image(out)
     assert np.array_equal(np.rint(d2.alpha * 65535), rgba[:, :, 3])
     assert np.array_equal(_encoded(d2, 65535), rgba[:, :, :3])
@@ -135,7 +137,7 @@ def test_png8_rgba_and_grey_alpha(tmp_path):
     assert read_image(tmp_path / "a.png").alpha.shape == (4, 4)
     la = read_image(tmp_path / "la.png")
     assert la.pixels.shape == (4, 4, 1) and la.alpha is not None
-    out = read_image(write_image(tmp_path / "la.tif", la.pixels, alpha=la.alpha))
+    out = read_image(write_image(tmp_path / "la.tif", la.linear(), alpha=la.alpha))
     assert out.pixels.shape == (4, 4, 1) and np.allclose(out.alpha, la.alpha, atol=1e-6)
 
 
@@ -155,7 +157,7 @@ def test_icc_carried_from_source_to_output(tmp_path, fmt, ext):
     tifffile.imwrite(tmp_path / "a.tif", _u16((4, 4, 3)), photometric="rgb", iccprofile=icc)
     d = read_image(tmp_path / "a.tif")
     assert d.icc == icc
-    out = write_image(tmp_path / f"b.{ext}", d.pixels, fmt=fmt, icc=d.icc)
+    out = write_image(tmp_path / f"b.{ext}", d.linear(), fmt=fmt, icc=d.icc)
     assert read_image(out).icc == icc
     assert Image.open(out).info.get("icc_profile") == icc
 
@@ -165,7 +167,7 @@ def test_no_icc_reads_as_none_and_writes_none(tmp_path):
     d = read_image(tmp_path / "a.tif")
     assert d.icc is None
     for ext, fmt in (("tif", "tiff"), ("png", "png"), ("jpg", "jpeg")):
-        assert read_image(write_image(tmp_path / f"b.{ext}", d.pixels, fmt=fmt)).icc is None
+        assert read_image(write_image(tmp_path / f"b.{ext}", d.linear(), fmt=fmt)).icc is None
 
 
 def test_png_and_jpeg_icc_read(tmp_path):
@@ -209,7 +211,8 @@ def test_jpeg_orientation_6_read_upright(tmp_path):
     im.save(tmp_path / "r.jpg", exif=exif, quality=95)
     d = read_image(tmp_path / "r.jpg")
     assert d.orientation == 6 and d.pixels.shape == (16, 8, 3)
-    assert d.pixels[1, 4].mean() < 0.05 and d.pixels[14, 4].mean() > 0.9
+    lin = d.linear()
+    assert lin[1, 4].mean() < 0.05 and lin[14, 4].mean() > 0.9
 
 
 def test_tiff_orientation_tag_applied(tmp_path):
@@ -220,12 +223,50 @@ def test_tiff_orientation_tag_applied(tmp_path):
     assert np.array_equal(_encoded(d, 65535)[:, :, 0], np.rot90(stored))
 
 
+# --- the transfer the pixels are in (issue 17) --------------------------------------------------
+
+def test_an_8_and_16_bit_file_decodes_to_its_samples_in_srgb(tmp_path):
+    """No transfer-curve pass at decode: ``pixels`` are the stored samples / 255 (/ 65535), exactly."""
+    import imagecodecs
+
+    Image.fromarray(_u8((6, 9, 3))).save(tmp_path / "a.jpg", quality=90)
+    stored8 = np.asarray(Image.open(tmp_path / "a.jpg"))
+    src16 = _u16((5, 7, 3))
+    (tmp_path / "b.png").write_bytes(imagecodecs.png_encode(src16))
+    grey8 = _u8((4, 6))
+    Image.fromarray(grey8, "L").save(tmp_path / "g.png")
+    for name, stored, full in (("a.jpg", stored8, 255), ("b.png", src16, 65535), ("g.png", grey8[..., None], 255)):
+        d = read_image(tmp_path / name)
+        assert d.transfer == "srgb" and d.pixels.dtype == np.float32, name
+        np.testing.assert_array_equal(d.pixels, stored.astype(np.float32) / np.float32(full))
+        before = d.pixels.copy()
+        light = d.linear()  # a converted copy; the decoded values stay as they were
+        assert light is not d.pixels and np.array_equal(d.pixels, before)
+        np.testing.assert_array_equal(light, srgb_to_linear(before))
+
+
+def test_linear_samples_decode_with_transfer_linear(tmp_path):
+    """What a reader hands back as linear light (a RAW through LibRaw) stays linear: ``linear()`` is
+    the pixels themselves; a ``Decoded`` built without a transfer is linear (the old meaning)."""
+    from truepix.io.image import Decoded, _finish
+    from truepix.io.samples import Samples
+
+    stored = _u16((4, 5, 3))
+    d = _finish(tmp_path / "x.nef", "raw", Samples(stored, linear=True))
+    assert d.transfer == "linear" and d.linear() is d.pixels
+    np.testing.assert_array_equal(d.pixels, stored.astype(np.float32) / np.float32(65535))
+    assert Decoded(d.pixels, None, None, 16, "raw", 1, None).transfer == "linear"
+    with pytest.raises(ValueError):
+        Decoded(d.pixels, None, None, 16, "raw", 1, None, transfer="gamma").linear()
+
+
 # --- camera RAW ----------------------------------------------------------------------------
 
 @pytest.mark.skipif(not KDC.exists(), reason=f"{KDC} not present")
 def test_kodak_raw_decodes_linear():
     d = read_image(KDC)
-    assert (d.kind, d.bit_depth, d.icc) == ("raw", 16, None)
+    assert (d.kind, d.bit_depth, d.icc, d.transfer) == ("raw", 16, None, "linear")
+    assert d.linear() is d.pixels
     h, w, c = d.pixels.shape
     assert c == 3 and h > 100 and w > 100 and d.pixels.dtype == np.float32
     assert 0.0 <= d.pixels.min() and d.pixels.max() <= 1.0

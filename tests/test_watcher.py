@@ -197,9 +197,9 @@ def _populate(root: pathlib.Path) -> None:
 
 @pytest.mark.parametrize("when", ["before start", "after start"])
 def test_only_candidates_are_handed_over(tmp_path, watch, when, monkeypatch):
-    from truepix.service import watcher as watcher_mod
+    from truepix.service import settle
 
-    monkeypatch.setattr(watcher_mod, "EMPTY_SETTLE", 3600.0)  # empty.jpg: held back for the whole test
+    monkeypatch.setattr(settle, "EMPTY_SETTLE", 3600.0)  # empty.jpg: held back for the whole test
     spec = folder(tmp_path / "hot", recursive=True, ignore=("skip_*", "SKIP.*"))
     if when == "before start":
         _populate(spec.path)
@@ -212,10 +212,10 @@ def test_only_candidates_are_handed_over(tmp_path, watch, when, monkeypatch):
 
 
 def test_an_empty_file_is_handed_over_only_after_it_stayed_empty_longer(tmp_path, watch, monkeypatch):
-    from truepix.service import watcher as watcher_mod
+    from truepix.service import settle
 
     empty_settle = 2.0
-    monkeypatch.setattr(watcher_mod, "EMPTY_SETTLE", empty_settle)
+    monkeypatch.setattr(settle, "EMPTY_SETTLE", empty_settle)
     spec = folder(tmp_path / "hot", settle=0.3)
     _, rec = watch([spec])
     placeholder, stays = spec.path / "placeholder.jpg", spec.path / "stays-empty.jpg"

@@ -192,12 +192,17 @@ def finish(
 
     from truepix.io.encode import encode_raw, encode_rgb, samples_for
 
-    # an RGB photo's output rows go straight into the file's samples as the engine finishes them
-    sink = None if isinstance(decoded, RawMosaic) else samples_for(recipe, decoded)
-    out = run(decoded, recipe, options, control, sink=sink)
     dest = output_path(source, recipe, out_dir, overwrite)
     if control is not None:
-        control.planned(dest)
+        control.planned(dest)  # before anything is written: a crash's temp file is found by it
+    # an RGB photo's output rows go to the file (or its samples) as the engine finishes them
+    sink = None if isinstance(decoded, RawMosaic) else samples_for(recipe, decoded, dest, overwrite=overwrite)
+    try:
+        out = run(decoded, recipe, options, control, sink=sink)
+    except BaseException:
+        if sink is not None and hasattr(sink, "abort"):
+            sink.abort()  # nothing partial left beside the original
+        raise
     result = FileResult(source=str(source), status="done", models=out.models, fidelity=out.fidelity)
     if isinstance(decoded, RawMosaic):
         decoded.mosaic = decoded.rgb = None  # the developed image is all that is needed now

@@ -2,7 +2,7 @@
 
 The engine calls ``control.progress(fraction)`` between tiles; whoever runs the job (the daemon's
 worker, ``truepix process``) reads ``fraction`` and may call ``stop(why)`` from any thread — the
-next tile boundary then raises ``Stopped(why)``, before anything is written.  ``planned(path)``
+next tile boundary then raises ``Stopped(why)`` (an output being written is removed).  ``planned(path)``
 tells the owner which output is about to be written (the queue records it for crash recovery).
 """
 
@@ -50,6 +50,6 @@ class Control:
             raise Stopped(why)
 
     def planned(self, path: pathlib.Path) -> None:
-        """The output about to be written (after the engine, before the encoder)."""
+        """The output about to be written (before the engine: a TIFF or PNG is written as it runs)."""
         if self._on_planned is not None:
             self._on_planned(path)

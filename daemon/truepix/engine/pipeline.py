@@ -1,10 +1,11 @@
 """Run a recipe's steps over an image: model by model, tile by tile, then the guard.
 
-Images are float32 (H, W, C) linear light in [0, 1] (C = 3, or 1 for grey)
-when they come in and go out.  Each model says in its manifest row which values it was trained on
-(``transfer = "srgb"`` for networks trained on ordinary 8-bit photos); the
-conversion happens here, around the network, so the rest of truepix only ever
-sees linear light.
+Images are float32 (H, W, C) in [0, 1] (C = 3, or 1 for grey), linear light or sRGB-encoded as
+``enhance``'s ``transfer`` says (a decoded 8/16-bit file comes as it was stored).  The working copy
+is sRGB-encoded; each model says in its manifest row which values it was trained on
+(``transfer = "srgb"`` for networks trained on ordinary 8-bit photos) and the conversion happens
+here, around the network, only where one needs linear light.  The last step's output goes band
+by band through the guard to a ``Sink`` (``Collect`` keeps it as linear light).
 """
 
 from __future__ import annotations
@@ -247,11 +248,12 @@ def enhance(
     model_dir=None,
     sink: Sink | None = None,
     hints=None,
+    transfer: str = "linear",
 ) -> Enhanced:
     """Apply ``recipe`` to an image.
 
     Args:
-        pixels: float32 (H, W, 3|1) linear light.
+        pixels: float32 (H, W, 3|1) 0..1, in ``transfer``.
         alpha: float32 (H, W) or None; resized with the image (bicubic), never
             sent through a network trained on photographs.
         recipe: the steps; ``recipe.guard`` turns the fidelity guard on.
@@ -263,6 +265,9 @@ def enhance(
         hints: what the file's EXIF says of its origin (``io.hints.Hints``; a RAW development's
             ``io.hints.RAW_DEVELOPMENT``), or None: weighed by a step decided per photo (the
             adaptive upscaler's ``input = "auto"``, ``engine.inputkind.prior``).
+        transfer: the transfer of ``pixels``: "linear" (linear light) or "srgb" (sRGB-encoded, as
+            an 8/16-bit file stores them: ``io.Decoded.transfer``), which the engine works in
+            without a pass through the curves.  The output is linear light either way.
 
     Returns:
         ``Enhanced`` with the new pixels (same channel count; None with a ``sink``), alpha, the
@@ -283,7 +288,12 @@ def enhance(
     # the working copy, sRGB-encoded; with a sink the caller's RGB pixels become it (one image less)
     owned = sink is not None and pixels.shape[2] == 3 and pixels.dtype == np.float32 and pixels.flags.writeable
     source = pixels if owned else _as_rgb(pixels).astype(np.float32, copy=True)
-    linear_to_srgb(source, out=source)
+    if transfer == "srgb":
+        np.clip(source, 0.0, 1.0, out=source)  # as the curve would have (a decoded file's values already are)
+    elif transfer == "linear":
+        linear_to_srgb(source, out=source)
+    else:
+        raise ValueError(f"unknown transfer {transfer!r} (srgb or linear)")
     current, space, total_scale = source, "srgb", 1
     guards, decided = [], {}
     labels = [info.label for info in infos]

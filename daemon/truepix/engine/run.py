@@ -19,6 +19,7 @@ def run(decoded, recipe, options: EngineOptions = EngineOptions(), control: Cont
         from truepix.engine.develop import develop
 
         return develop(decoded, recipe, options, progress)
-    # the file's EXIF hints (io.hints) weigh the adaptive upscaler's input-kind decision
+    # the file's EXIF hints (io.hints) weigh the adaptive upscaler's input-kind decision; its pixels
+    # go in the transfer they were stored in (an 8/16-bit photo's sRGB values: no curve passes)
     return enhance(decoded.pixels, decoded.alpha, recipe, options, progress, sink=sink,
-                   hints=getattr(decoded, "hints", None))
+                   hints=getattr(decoded, "hints", None), transfer=getattr(decoded, "transfer", "linear"))

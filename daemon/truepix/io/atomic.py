@@ -69,8 +69,9 @@ def fsync_dir(folder: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def output(dest: pathlib.Path, *, overwrite: bool) -> Iterator[pathlib.Path]:
-    """Yield a fresh temp path beside ``dest`` (``temp_path``) for the caller to create and fill;
+def output(dest: pathlib.Path, *, overwrite: bool, tmp: pathlib.Path | None = None) -> Iterator[pathlib.Path]:
+    """Yield a fresh temp path beside ``dest`` (``temp_path``; or ``tmp``, a temp file the caller
+    already made and filled) for the caller to create and fill;
     when the block ends without error: fsync it, ``publish`` it as ``dest``, fsync the folder.
 
     On any failure (in the block or in publishing) the temp file is removed; an ImageWriteError
@@ -78,7 +79,7 @@ def output(dest: pathlib.Path, *, overwrite: bool) -> Iterator[pathlib.Path]:
     (KeyboardInterrupt) is re-raised as it is.  ``fsync_file`` and ``publish`` are looked up when
     used, so a test can replace them to inject a full disk or a crash.
     """
-    tmp = temp_path(dest)
+    tmp = temp_path(dest) if tmp is None else tmp
     try:
         yield tmp
         fsync_file(tmp)
@@ -92,11 +93,12 @@ def output(dest: pathlib.Path, *, overwrite: bool) -> Iterator[pathlib.Path]:
         if isinstance(err, ImageWriteError):
             raise
         if isinstance(err, Exception):
-            raise ImageWriteError(dest, _why(err, dest)) from err
+            raise ImageWriteError(dest, why(err, dest)) from err
         raise
 
 
-def _why(err: Exception, dest: pathlib.Path) -> str:
+def why(err: Exception, dest: pathlib.Path) -> str:
+    """A failed write's reason in words (folder missing, permission denied, disk full...)."""
     if isinstance(err, FileNotFoundError):
         return f"folder does not exist: {dest.parent}"
     if isinstance(err, NotADirectoryError):

@@ -9,12 +9,16 @@ the path written and the output's (height, width).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 
 import numpy as np
 
 from truepix import colour
 from truepix.colour import linear_to_srgb, srgb_icc, srgb_to_linear
+from truepix.errors import ImageWriteError
+from truepix.io import atomic
 from truepix.io.image import output_format, write_image, write_samples
 
 
@@ -55,18 +59,93 @@ class Samples:
         return samples
 
 
-def samples_for(recipe, decoded, dest=None) -> Samples:
-    """The sink for ``decoded``'s output in ``recipe``'s format."""
-    jpeg = output_format(dest or "output", recipe.format, recipe.bit_depth).name == "jpeg"  # no alpha there
-    return Samples(recipe.format, recipe.bit_depth, grey=decoded.pixels.shape[2] == 1,
-                   alpha=decoded.alpha is not None and not jpeg, dest=dest)
+class Streamed(Samples):
+    """The engine's sink for a TIFF or PNG output without alpha: each band of rows is rounded and
+    written to the output's temp file at once (``io.stream``), so neither the float output nor its
+    samples are ever whole in memory.  ``finish`` closes the file, copies the metadata and publishes
+    it (``atomic``); ``abort`` removes the temp file.  Write errors (a full disk) are ImageWriteErrors
+    naming the output."""
+
+    def __init__(self, dest: pathlib.Path, fmt: str, bits: int, icc: bytes | None, *, grey: bool = False,
+                 overwrite: bool = False):
+        super().__init__(fmt, bits, grey=grey, alpha=False, dest=dest)
+        self.dest, self.fmt, self.icc, self.overwrite = dest, output_format(dest, fmt, bits).name, icc, overwrite
+        self.tmp: pathlib.Path | None = None
+        self.fh = self.writer = None
+        self.shape = (0, 0)
+
+    def start(self, height: int, width: int) -> None:
+        from truepix.io import stream
+
+        atomic.refuse_existing(self.dest, self.overwrite)
+        self.shape = (height, width)
+        self.tmp = atomic.temp_path(self.dest)
+        writer = stream.TiffStrips if self.fmt == "tiff" else stream.PngRows
+        with self._said():
+            self.fh = open(self.tmp, "xb")
+            self.writer = writer(self.fh, width, height, 1 if self.grey else 3, self.depth, False, self.icc)
+
+    def write(self, y: int, rows: np.ndarray) -> None:
+        if self.grey:
+            rows = linear_to_srgb(srgb_to_linear(rows, out=rows).mean(axis=2, keepdims=True, dtype=np.float32))
+        rows *= np.float32(255 if self.depth == 8 else 65535)
+        np.rint(rows, out=rows)
+        with self._said():
+            self.writer.write(rows.astype(np.uint8 if self.depth == 8 else np.uint16))
+
+    def finish(self, metadata_source, xmp_info: dict) -> pathlib.Path:
+        with atomic.output(self.dest, overwrite=self.overwrite, tmp=self.tmp):
+            self.writer.close()
+            self.fh.close()
+            from truepix.io.metadata import copy_metadata
+
+            copy_metadata(metadata_source, self.tmp, width=self.shape[1], height=self.shape[0], xmp_info=xmp_info)
+        self.tmp = None
+        return self.dest
+
+    def abort(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+            self.tmp = None
+
+    @contextlib.contextmanager
+    def _said(self):
+        try:
+            yield
+        except OSError as err:
+            self.abort()
+            raise ImageWriteError(self.dest, atomic.why(err, self.dest)) from err
+
+
+def samples_for(recipe, decoded, dest: pathlib.Path | None = None, *, overwrite: bool = False):
+    """The sink for ``decoded``'s output in ``recipe``'s format: written as it comes (``Streamed``)
+    for a TIFF or PNG of a photo without alpha when ``dest`` is known, else gathered (``Samples``)."""
+    out = output_format(dest or "output", recipe.format, recipe.bit_depth)
+    grey = decoded.pixels.shape[2] == 1
+    if dest is not None and decoded.alpha is None and out.name in ("tiff", "png"):
+        return Streamed(dest, recipe.format, recipe.bit_depth, icc_of(decoded), grey=grey, overwrite=overwrite)
+    return Samples(recipe.format, recipe.bit_depth, grey=grey,
+                   alpha=decoded.alpha is not None and out.name != "jpeg", dest=dest)  # JPEG: no alpha
+
+
+def icc_of(decoded) -> bytes | None:
+    """The output's ICC profile: the source's, sRGB's for a RAW rendered through LibRaw, else none."""
+    return decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
 
 
 def encode_rgb(dest: pathlib.Path, enhanced, decoded, recipe, source: pathlib.Path, *,
                overwrite: bool = False, sink: Samples | None = None) -> tuple[pathlib.Path, tuple[int, int]]:
-    """Write ``enhanced`` (its ``pixels``, or the rows ``sink`` took while the engine ran)."""
-    icc = decoded.icc if decoded.icc is not None else (srgb_icc() if decoded.kind == "raw" else None)
+    """Write ``enhanced`` (its ``pixels``, or the rows ``sink`` took while the engine ran; a
+    ``Streamed`` sink has written them already and is finished here)."""
+    icc = icc_of(decoded)
     xmp = {"recipe": recipe.name, "models": ", ".join(enhanced.models), "source": source.name}
+    if isinstance(sink, Streamed):
+        return sink.finish(source, xmp), enhanced.shape
     if enhanced.pixels is not None:
         written = write_image(dest, enhanced.pixels, alpha=enhanced.alpha, fmt=recipe.format, icc=icc,
                               bits=recipe.bit_depth, metadata_source=source, overwrite=overwrite, xmp_info=xmp)

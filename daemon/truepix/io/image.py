@@ -1,8 +1,10 @@
-"""Read any supported photo into linear float32 pixels; write pixels atomically.
+"""Read any supported photo into float32 pixels 0..1 and their transfer; write pixels atomically.
 
 ``read_image`` finds the format from the file's first bytes (camera RAWs by extension, since
 many are TIFF containers), refuses bad or oversized input with an ``ImageReadError`` naming
-the file, turns the pixels upright and linearises them. ``write_image`` encodes 16-bit TIFF,
+the file, scales and turns the pixels upright; it keeps them in the transfer they were stored in
+(``Decoded.transfer``: sRGB-encoded for ordinary files, linear for a RAW), ``Decoded.linear()``
+gives linear light. ``write_image`` encodes 16-bit TIFF,
 16-bit PNG or 8-bit JPEG to a temporary name beside the destination, copies metadata into it,
 fsyncs and renames (``atomic.output``): a destination either appears complete or not at all.
 The formats, their suffixes, first bytes and encoders are those of the registry in ``formats``.
@@ -38,7 +40,8 @@ _ANY = "a " + formats.words(f.label for f in (formats.JPEG, formats.PNG, formats
 class Decoded:
     """A decoded photo.
 
-    pixels:      float32 (H, W, C), C = 3 (RGB) or 1 (grey), linear light 0..1, upright.
+    pixels:      float32 (H, W, C), C = 3 (RGB) or 1 (grey), 0..1, upright, in ``transfer``: the
+                 values as stored, scaled (no transfer-curve pass; ``linear()`` for linear light).
     alpha:       float32 (H, W) 0..1 as stored (not linearised), or None.
     icc:         the source's ICC profile bytes, or None (= assume sRGB).
     bit_depth:   8 or 16, the source's sample depth (RAW and float TIFF -> 16).
@@ -47,6 +50,9 @@ class Decoded:
     source:      the path read.
     hints:       what the EXIF says of the file's origin, for the upscaler's input-kind decision
                  (``hints.Hints``, with the decoded size; a RAW is marked as developed), or None.
+    transfer:    the transfer of ``pixels``: "srgb" (sRGB-encoded: JPEG, PNG, TIFF, float TIFF too)
+                 or "linear" (linear light: a RAW demosaiced by LibRaw).  "linear" by default, for
+                 a ``Decoded`` built from linear pixels.
     """
 
     pixels: np.ndarray
@@ -57,6 +63,15 @@ class Decoded:
     orientation: int
     source: pathlib.Path
     hints: Hints | None = None
+    transfer: str = "linear"
+
+    def linear(self) -> np.ndarray:
+        """``pixels`` in linear light: a converted copy when they are sRGB-encoded, else ``pixels`` itself."""
+        if self.transfer == "srgb":
+            return srgb_to_linear(self.pixels)
+        if self.transfer != "linear":
+            raise ValueError(f"unknown transfer {self.transfer!r} (srgb or linear)")
+        return self.pixels
 
 
 def sniff(head: bytes) -> str | None:
@@ -163,7 +178,7 @@ def _exif_orientation(exif: bytes | None) -> int:
 
 
 def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
-    """Scale to 0..1, split alpha, turn upright, linearise."""
+    """Scale to 0..1, split alpha, turn upright; the values keep their transfer (``Decoded.transfer``)."""
     a = s.data
     if a.dtype in (np.uint8, np.uint16):
         depth = 8 if a.dtype == np.uint8 else 16
@@ -176,10 +191,10 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
         values, alpha = values[:, :, :-1], values[:, :, -1]
         alpha = np.ascontiguousarray(apply_orientation(alpha, s.orientation))
     values = np.ascontiguousarray(apply_orientation(values, s.orientation))
-    pixels = values if s.linear else srgb_to_linear(values, out=values)
     orientation = s.applied if s.applied != 1 else s.orientation
-    hints = s.hints.sized(pixels.shape[1], pixels.shape[0]) if s.hints is not None else None
-    return Decoded(pixels, alpha, s.icc, depth, kind, orientation, path, hints)
+    hints = s.hints.sized(values.shape[1], values.shape[0]) if s.hints is not None else None
+    return Decoded(values, alpha, s.icc, depth, kind, orientation, path, hints,
+                   transfer="linear" if s.linear else "srgb")
 
 
 def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_source=None,

@@ -1,4 +1,4 @@
-"""What a format reader hands back before the common steps (orientation, scaling, linearising)."""
+"""What a format reader hands back before the common steps (orientation, scaling, the transfer noted)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class Current:
     id: int
     source: str
     recipe: str
-    phase: str  # "decoding" | "enhancing" | "writing"
+    phase: str  # "decoding" | "enhancing" | "writing" (the last tile done, the file being closed)
     progress: float
     started: float
 
@@ -303,6 +303,8 @@ class Worker:
                 why = self._abort.get(job_id)
                 if self._current is not None and self._current.id == job_id:
                     self._current.progress = frac
+                    if frac >= 1.0:  # the last tile is done: what is left is closing the file
+                        self._current.phase = "writing"
             if why:
                 control.stop(why)
 
@@ -310,10 +312,8 @@ class Worker:
         return control
 
     def _planned(self, job_id: int, dest: pathlib.Path) -> None:
+        # before the engine starts: a TIFF or PNG output is written band by band as it runs
         self._persist("record the output path", self.jobs.set_planned, job_id, dest)
-        with self._lock:
-            if self._current is not None:
-                self._current.phase = "writing"
 
     def _run(self, job: Job, ready: _Ready) -> None:
         source = pathlib.Path(job.source)
