@@ -2,15 +2,17 @@
 
 The engine holds the decoded input (its sRGB working copy, for the fidelity guard), each step's
 input and output up to the last step (an ``input = "auto"`` upscale may run two branches and blend
-them), and the output file's samples; the last step itself runs band by band (``pipeline.Sink``):
-a band of tiles per branch, never its whole float output.  So a job's peak still grows with the
-*output* (its samples): a 219 KB PNG of 15000 x 15000 pixels upscaled 2x needs over 10 GB, and
+them); the last step runs band by band (``pipeline.Sink``): a band of tiles per branch, never its
+whole float output, and a TIFF or PNG is written as the bands come (a JPEG's 8-bit samples are
+gathered for its encoder).  So a job's peak grows with its input, its intermediate steps and the
+output's width: a 219 KB PNG of 15000 x 15000 pixels upscaled 2x still needs about 10 GB, and
 three chained x4 steps multiply the pixels by 4096.  Such a job is refused before it starts, with
 the estimate and the limit in the message, instead of failing after minutes of work or being
 killed by the system.
 
 The model, in bytes, for P input pixels of width W, steps of scale s_i, the output's samples
-O bytes (3 channels at the recipe's bit depth; 12 bytes = one float32 RGB pixel)::
+O bytes (3 channels at the recipe's bit depth; 0 for a TIFF or PNG, written band by band;
+12 bytes = one float32 RGB pixel)::
 
     peak = 24 P + max(max_{i<last} 12 (p_i + k_i p_i s_i^2), 16 p_last + 2 k_last band) + O + BASE
     band = 12 (tile + 16) s_last^2 W_last
@@ -18,8 +20,9 @@ O bytes (3 channels at the recipe's bit depth; 12 bytes = one float32 RGB pixel)
 with p_i the pixels entering step i (16 bytes a pixel for the last step's network input with its
 extra plane), k_i = 2 for a step that may blend two runs, else 1; BASE covers ONNX Runtime's
 arena, the libraries and the tiles in flight.  Measured against it (docs/reliability.md, "Memory"):
-a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1.49 GB (2.59 GB before the
-last step streamed); the estimate for it is 2.2 GB — meant to be on the safe side, not exact.
+a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1.08 GB in the engine and
+1.41 GB while Exiv2 copied the metadata into the 543 MB file (2.58 GB before the output streamed);
+the estimate for it is 1.57 GB — meant to be on the safe side, not exact.
 A RAW developed by truepix's own demosaic keeps its whole output (``develop``); the
 estimate's 24 P covers its mosaic and camera RGB at the input's size.
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 
 BASE = 400 << 20
 GB = 1 << 30
+STREAMED = frozenset({"tiff", "png"})  # written band by band: their samples are never whole
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,10 @@ def estimate(width: int, height: int, recipe, table, tile: int = 512) -> Estimat
             peak_steps = max(peak_steps, 16 * p_in + 2 * branches * band)
     p_out = p * scale * scale
     out_bytes = p_out * 3 * (recipe.bit_depth // 8 if hasattr(recipe, "bit_depth") else 2)
-    peak = 24 * p + peak_steps + out_bytes + BASE
+    # a TIFF or PNG is written band by band (io/stream.py): only a JPEG's samples (or a photo with
+    # alpha, which the header check does not know of) are held whole
+    held = 0 if getattr(recipe, "format", "tiff") in STREAMED else out_bytes
+    peak = 24 * p + peak_steps + held + BASE
     return Estimate(peak, width * scale, height * scale, out_bytes)
 
 
