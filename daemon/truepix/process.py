@@ -223,9 +223,10 @@ def failure_message(err: BaseException, source: pathlib.Path) -> str:
     if isinstance(err, TruepixError):
         return f"{err}; original untouched, nothing written"
     if isinstance(err, MemoryError):
-        return (f"{source.name}: out of memory: this photo and its enhanced output do not fit in the memory "
-                "free now (a smaller [engine] tile saves little: the whole output is held); lower [engine] "
-                "memory_limit_mb to refuse such jobs before they start; original untouched, nothing written")
+        return (f"{source.name}: out of memory: this photo's job does not fit in the memory free now (a "
+                "smaller [engine] tile shrinks only the band of tiles in flight; a JPEG output holds its "
+                "samples, a TIFF or PNG does not); lower [engine] memory_limit_mb to refuse such jobs "
+                "before they start; original untouched, nothing written")
     if isinstance(err, OSError):
         return f"{source.name}: {err.strerror or err}; original untouched, nothing written"
     return f"{source.name}: internal error ({type(err).__name__}: {err}); original untouched, nothing written"

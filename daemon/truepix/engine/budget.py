@@ -34,9 +34,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from truepix.io import formats
+
 BASE = 400 << 20
 GB = 1 << 30
-STREAMED = frozenset({"tiff", "png"})  # written band by band: their samples are never whole
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def estimate(width: int, height: int, recipe, table, tile: int = 512) -> Estimat
     out_bytes = p_out * 3 * (recipe.bit_depth // 8 if hasattr(recipe, "bit_depth") else 2)
     # a TIFF or PNG is written band by band (io/stream.py): only a JPEG's samples (or a photo with
     # alpha, which the header check does not know of) are held whole
-    held = 0 if getattr(recipe, "format", "tiff") in STREAMED else out_bytes
+    fmt = formats.encoded(getattr(recipe, "format", "tiff"))
+    held = 0 if fmt is not None and fmt.streamer is not None else out_bytes
     peak = 24 * p + peak_steps + held + BASE
     return Estimate(peak, width * scale, height * scale, out_bytes)
 

@@ -75,12 +75,10 @@ class Streamed(Samples):
         self.shape = (0, 0)
 
     def start(self, height: int, width: int) -> None:
-        from truepix.io import stream
-
         atomic.refuse_existing(self.dest, self.overwrite)
         self.shape = (height, width)
         self.tmp = atomic.temp_path(self.dest)
-        writer = stream.TiffStrips if self.fmt == "tiff" else stream.PngRows
+        writer = output_format(self.dest, self.fmt, self.depth).streamer
         with self._said():
             self.fh = open(self.tmp, "xb")
             self.writer = writer(self.fh, width, height, 1 if self.grey else 3, self.depth, False, self.icc)
@@ -124,10 +122,11 @@ class Streamed(Samples):
 
 def samples_for(recipe, decoded, dest: pathlib.Path | None = None, *, overwrite: bool = False):
     """The sink for ``decoded``'s output in ``recipe``'s format: written as it comes (``Streamed``)
-    for a TIFF or PNG of a photo without alpha when ``dest`` is known, else gathered (``Samples``)."""
+    when the format has a ``streamer`` (TIFF, PNG), the photo no alpha and ``dest`` is known, else
+    gathered (``Samples``)."""
     out = output_format(dest or "output", recipe.format, recipe.bit_depth)
     grey = decoded.pixels.shape[2] == 1
-    if dest is not None and decoded.alpha is None and out.name in ("tiff", "png"):
+    if dest is not None and decoded.alpha is None and out.streamer is not None:
         return Streamed(dest, recipe.format, recipe.bit_depth, icc_of(decoded), grey=grey, overwrite=overwrite)
     return Samples(recipe.format, recipe.bit_depth, grey=grey,
                    alpha=decoded.alpha is not None and out.name != "jpeg", dest=dest)  # JPEG: no alpha

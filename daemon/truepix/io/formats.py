@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import pil, png, tiff
+from . import pil, png, stream, tiff
 
 EXIF, XMP, IPTC, ICC = "exif", "xmp", "iptc", "icc"
 
@@ -41,6 +41,9 @@ class Format:
     magic:      first bytes that identify it (``sniff``); () when it is known by suffix only.
     encoder:    what ``write_image`` encodes it with, or None (not written by ``write_image``).
     aliases:    other names ``write_image`` accepts for it.
+    streamer:   a writer that takes the output band by band as the engine finishes it
+                (``io.stream``: ``(fh, width, height, channels, depth, has_alpha, icc)``, then
+                ``write(rows)`` and ``close()``), or None: the samples are gathered for ``encoder``.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Format:
     magic: tuple[bytes, ...] = ()
     encoder: Encoder | None = None
     aliases: tuple[str, ...] = ()
+    streamer: type | None = None
 
     def carries(self, what: str) -> bool:
         """True when this format holds ``what`` (EXIF, XMP, IPTC or ICC)."""
@@ -87,8 +91,10 @@ RAW_SUFFIXES = frozenset(
 )
 
 TIFF = Format("tiff", "TIFF", (".tif", ".tiff"), ".tif", (8, 16), _ALL,
-              magic=(b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), encoder=_encode_tiff, aliases=("tif",))
-PNG = Format("png", "PNG", (".png",), ".png", (8, 16), _ALL, magic=(png.SIGNATURE,), encoder=_encode_png)
+              magic=(b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), encoder=_encode_tiff, aliases=("tif",),
+              streamer=stream.TiffStrips)
+PNG = Format("png", "PNG", (".png",), ".png", (8, 16), _ALL, magic=(png.SIGNATURE,), encoder=_encode_png,
+             streamer=stream.PngRows)
 JPEG = Format("jpeg", "JPEG", (".jpg", ".jpeg"), ".jpg", (8,), _ALL, magic=(b"\xff\xd8\xff",),
               encoder=_encode_jpeg, aliases=("jpg",))
 # Written by dng.write_linear_dng (its colour is in DNG tags, not an ICC profile); read back as a RAW.
