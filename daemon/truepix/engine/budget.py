@@ -21,7 +21,7 @@ with p_i the pixels entering step i (16 bytes a pixel for the last step's networ
 extra plane), k_i = 2 for a step that may blend two runs, else 1; BASE covers ONNX Runtime's
 arena, the libraries and the tiles in flight.  Measured against it (docs/reliability.md, "Memory"):
 a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1.08 GB in the engine and
-1.41 GB while Exiv2 copied the metadata into the 543 MB file (2.58 GB before the output streamed);
+1.41 GB while Exiv2 copied the metadata into the 543 MB file (2.5 GB before the output streamed);
 the estimate for it is 1.57 GB — meant to be on the safe side, not exact.
 A RAW developed by truepix's own demosaic keeps its whole output (``develop``); the
 estimate's 24 P covers its mosaic and camera RGB at the input's size.
