@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="enhance files truepix already enhanced")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process, file by file (default); ray: a Ray cluster (docs/scale-out.md)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="(ray) a running cluster's address, e.g. 10.0.0.5:6379 (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="(ray) actors in the pool, each with --threads ONNX Runtime threads (default: CPUs / threads)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="(ray) GPUs each actor holds (default 0)")
+    p.add_argument("--ledger", type=pathlib.Path,
+                   help="(ray) the results ledger (default: .truepix-ledger.jsonl in --out, or beside the first input)")
     _add_engine_args(p)
     p.set_defaults(handler="cmd_process")
 

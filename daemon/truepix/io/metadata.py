@@ -248,3 +248,20 @@ def read_truepix_flag(path) -> bool:
     except Exception:
         return False
     return str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() == "true"
+
+
+def read_truepix_source(path) -> str | None:
+    """The source file name truepix's XMP record in ``path`` names (``Xmp.truepix.Source``), or None
+    when ``path`` is not a truepix output (or its metadata cannot be read)."""
+    try:
+        img = _exiv2_source(path)
+        try:
+            xmp = img.read_xmp()
+        finally:
+            img.close()
+    except Exception:
+        return None
+    if str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() != "true":
+        return None
+    source = xmp.get("Xmp.truepix.Source")
+    return str(source) if source else None

@@ -1,0 +1,300 @@
+"""``truepix process --engine ray``: the same recipes, file by file, on a Ray cluster.
+
+The inputs travel as file paths, never as pixels (Ray cannot split one huge item, and a 60 MP float
+image in the object store is 700 MB).  A Ray Data pipeline maps them through a pool of actors
+(``FileWorker``, ``map_batches(..., concurrency=N, num_gpus=G, batch_size=1)``); each actor loads
+the recipe's ONNX sessions once and runs the very function ``truepix process`` runs for a file
+(``process.process_file``: decode, tiled engine, guard, encode, metadata, atomic publish beside
+the original or under ``--out``), and returns the file's result as a row.
+
+The promises are the daemon's:
+
+- **Exactly once.** An output's name is deterministic (``<stem><suffix>.<ext>``, never ``-1``): a
+  file whose output already exists and carries truepix's XMP record naming this source is
+  skipped, so a task retried after its worker died *after* publishing does not write twice.  The
+  results ledger (``.truepix-ledger.jsonl`` in the output folder, or beside the first input) gets
+  one JSON line per finished file, flushed as rows arrive; a re-run (after a crash of the driver
+  too) skips every source whose ledger row says done for the same size, mtime and recipe, and
+  whose output is still there.
+- **Nothing partial.** Outputs are written to a temp name, fsynced and renamed (``io.atomic``); a
+  worker killed mid-file leaves at most a hidden temp file, which the retry of that file removes
+  (``atomic.remove_temp_files`` for its output name).  Ray restarts the actor and retries the
+  file (``max_restarts``/``max_task_retries``).
+- **A bad file fails alone**, with its one-line reason in its row.
+
+Outputs need a file system every node sees (NFS, SMB): ``preflight`` checks, on every alive node,
+that the inputs can be read and the output folder written, before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from truepix.engine.pipeline import EngineOptions
+from truepix.errors import TruepixError
+from truepix.process import FileResult
+from truepix.recipes import Recipe
+
+LEDGER = ".truepix-ledger.jsonl"
+INSTALL = "the Ray engine needs Ray Data: pip install 'truepix[ray]' (ray[data] >= 2.40)"
+
+
+class RayEngineError(TruepixError):
+    """The cluster cannot run the job (Ray missing, a node that cannot see the files)."""
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise RayEngineError(INSTALL) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every actor needs: the recipe, the output folder (None: beside each original), the
+    engine options (one ONNX Runtime thread per worker by default)."""
+
+    recipe: Recipe
+    out_dir: pathlib.Path | None
+    options: EngineOptions
+    force: bool = False
+
+
+def _key(path: pathlib.Path, recipe: Recipe) -> dict:
+    st = path.stat()
+    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "recipe": recipe.name}
+
+
+class Ledger:
+    """JSON lines of finished files (``LEDGER``), appended and flushed as rows arrive."""
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        self.done: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a crash: that file is simply done again
+                if row.get("status") == "done":
+                    self.done[row["source"]] = row
+        self.fh = None
+
+    def finished(self, path: pathlib.Path, recipe: Recipe) -> dict | None:
+        """The ledger's done row for this very file and recipe whose output still exists, or None."""
+        try:
+            key = _key(path, recipe)
+        except OSError:
+            return None
+        row = self.done.get(key["source"])
+        if row is None or any(row.get(k) != v for k, v in key.items()):
+            return None
+        return row if row.get("output") and os.path.exists(row["output"]) else None
+
+    def add(self, row: dict) -> None:
+        if self.fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "a", encoding="utf-8")
+        self.fh.write(json.dumps(row) + "\n")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def run_file(path: pathlib.Path, job: Job) -> FileResult:
+    """One file, exactly once: its deterministic output name, skipped when that output is already
+    this source's (a retried task), a killed attempt's temp file removed, then ``process_file``."""
+    from truepix.io.atomic import remove_temp_files
+    from truepix.io.metadata import read_truepix_source
+    from truepix.process import output_path, process_file
+
+    out_dir = job.out_dir if job.out_dir is not None else job.recipe.output
+    dest = output_path(path, job.recipe, out_dir, overwrite=True)
+    if os.path.lexists(dest):
+        if read_truepix_source(dest) == path.name:
+            return FileResult(source=str(path), status="skipped", output=str(dest),
+                              error=f"{path.name}: already enhanced as {dest.name}")
+        return FileResult(source=str(path), status="failed",
+                          error=f"{dest}: the output name is taken by a file truepix did not make from "
+                                f"{path.name}; original untouched, nothing written")
+    remove_temp_files(dest)  # what a worker killed while writing this output left
+    return process_file(path, job.recipe, out_dir=out_dir, overwrite=True, force=job.force, options=job.options)
+
+
+class FileWorker:
+    """A Ray actor: the recipe's sessions loaded once, then one file per row."""
+
+    def __init__(self, job: Job):
+        from truepix.engine import models
+
+        self.job = job
+        table = models.load_manifest()
+        for step in job.recipe.steps:  # load the sessions now, once per actor
+            if step.model in table and table[step.model].kind.rgb:
+                models.session(table[step.model], job.options.provider, job.options.threads)
+        self.node = os.uname().nodename
+
+    def __call__(self, batch: dict) -> dict:
+        rows = {k: [] for k in ("source", "status", "output", "error", "seconds", "width", "height",
+                                "fidelity", "notes", "node", "pid")}
+        for src in batch["path"]:
+            fault = os.environ.get("TRUEPIX_RAY_PIDS")
+            if fault:  # tests: where each worker process is at, to be killed mid-file
+                pathlib.Path(fault, f"{os.getpid()}").write_text(src)
+            res = run_file(pathlib.Path(src), self.job)
+            for k in ("source", "status", "output", "error", "seconds", "width", "height"):
+                rows[k].append(getattr(res, k))
+            rows["fidelity"].append(json.dumps(res.fidelity))
+            rows["notes"].append(json.dumps(res.notes))
+            rows["node"].append(self.node)
+            rows["pid"].append(os.getpid())
+        return rows
+
+
+def preflight(ray, paths: list[pathlib.Path], out_dir: pathlib.Path | None) -> None:
+    """On every alive node: the first input readable and the output folder (or each input's
+    folder) writable; RayEngineError naming the node and the path otherwise."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe_in = str(paths[0])
+    folders = sorted({str(out_dir)} if out_dir is not None else {str(p.parent) for p in paths})
+
+    @ray.remote(num_cpus=0)
+    def check(first: str, folders: list[str]) -> tuple[str, str | None]:
+        import os as _os
+
+        host = _os.uname().nodename
+        if not _os.access(first, _os.R_OK):
+            return host, f"cannot read {first}"
+        for folder in folders:
+            target = folder
+            while not _os.path.isdir(target) and _os.path.dirname(target) != target:
+                target = _os.path.dirname(target)  # a folder --out will create: its nearest parent
+            if not _os.access(target, _os.W_OK | _os.X_OK):
+                return host, f"cannot write {folder}"
+        return host, None
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(probe_in, folders[:64]) for n in nodes]
+    for host, problem in ray.get(refs):
+        if problem:
+            raise RayEngineError(f"node {host}: {problem}; every node must see the inputs and the output "
+                                 "folder at the same paths (a shared file system: NFS, SMB); see docs/scale-out.md")
+
+
+def process_on_ray(
+    inputs: Iterable[tuple[pathlib.Path, str | None]],
+    recipe: Recipe,
+    *,
+    out_dir: pathlib.Path | None = None,
+    options: EngineOptions = EngineOptions(threads=1),
+    address: str | None = None,
+    workers: int = 0,
+    gpus_per_worker: float = 0.0,
+    force: bool = False,
+    ledger: pathlib.Path | None = None,
+    on_result: Callable[[FileResult, int, int], None] | None = None,
+) -> list[FileResult]:
+    """Process ``inputs`` (``process.expand_inputs``' pairs) on Ray; returns one result per input.
+
+    address: a running cluster (``ray start --head`` prints it), None to start a local instance.
+    workers: actors in the pool (0: one per CPU of the cluster); each runs ``options.threads``
+    ONNX Runtime threads.  on_result(result, done, total) as each file finishes.
+    """
+    inputs = list(inputs)
+    results: list[FileResult] = [FileResult(source=str(p), status="failed", error=f"{p}: {why}; nothing written")
+                                 for p, why in inputs if why]
+    paths = [p for p, why in inputs if not why]
+    if not paths:
+        return results
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RayEngineError(f"{out_dir}: cannot create the output folder ({e.strerror or e}); "
+                                 "nothing processed") from None
+    ledger_path = ledger or (out_dir or paths[0].parent) / LEDGER
+    book = Ledger(ledger_path)
+    todo = []
+    for p in paths:
+        row = None if force else book.finished(p, recipe)
+        if row is not None:
+            results.append(FileResult(source=str(p), status="skipped", output=row["output"],
+                                      error=f"{p.name}: done in an earlier run (ledger {ledger_path.name})"))
+        else:
+            todo.append(p)
+    if not todo:
+        book.close()
+        return results
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("TRUEPIX_")}})
+    try:
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # truepix prints its own progress
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        preflight(ray, todo, out_dir)
+        size = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(options.threads, 1)))
+        size = min(size, len(todo))
+        job = Job(recipe, out_dir, options, force)
+        # one block per file, so the pool balances files, not chunks of them
+        ds = ray.data.from_items([{"path": str(p)} for p in todo], override_num_blocks=len(todo))
+        mapped = ds.map_batches(
+            FileWorker, fn_constructor_kwargs={"job": job}, batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=size),
+            num_gpus=gpus_per_worker or None, num_cpus=max(options.threads, 1),
+            max_restarts=-1, max_task_retries=-1,  # a killed worker: restarted, its file retried
+        )
+        total, done = len(todo), 0
+        for row in mapped.iter_rows():
+            res = FileResult(source=row["source"], status=row["status"], output=row["output"], error=row["error"],
+                             seconds=row["seconds"], width=row["width"], height=row["height"],
+                             fidelity=json.loads(row["fidelity"]), notes=json.loads(row["notes"]))
+            done += 1
+            results.append(res)
+            if res.status == "done":
+                try:
+                    book.add({**_key(pathlib.Path(res.source), recipe), "status": "done", "output": res.output,
+                              "seconds": res.seconds, "node": row["node"]})
+                except OSError:
+                    pass  # the source vanished meanwhile: nothing to skip next time
+            if on_result is not None:
+                on_result(res, done, total)
+    finally:
+        book.close()
+        if started_here:
+            ray.shutdown()
+    return results
+
+
+def progress_printer(quiet: bool = False) -> Callable[[FileResult, int, int], None]:
+    """A line per file with throughput and ETA, on stderr."""
+    t0 = time.perf_counter()
+
+    def show(res: FileResult, done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        if quiet and res.status == "done":
+            return
+        what = f"-> {res.output} in {res.seconds:.1f} s" if res.status == "done" else res.error
+        print(f"truepix ray [{done}/{total}, {rate * 60:.1f} files/min, ETA {eta:.0f} s] "
+              f"{pathlib.Path(res.source).name} {what}", file=sys.stderr, flush=True)
+    return show
