@@ -256,9 +256,15 @@ def cmd_eval(args) -> int:
 
 @_eval_exit
 def cmd_bench(args) -> int:
-    from truepix.evaluate.bench import format_table, run_bench
+    from truepix.evaluate.bench import format_batch_table, format_table, run_bench, run_engine_bench
 
     opts = _engine_options(args)
+    if args.engine:
+        result = run_engine_bench(files=args.files, megapixels=args.sizes[0], recipe=args.recipe, tile=opts.tile)
+        print(format_batch_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=opts.tile,
                        threads=opts.threads, provider=opts.provider, repeat=args.repeat,
                        file_to_file=not args.no_file_to_file, raw_files=args.raw)

@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=pathlib.Path, nargs="+", metavar="FILE",
                    help="bench RAW development instead: each file to a linear DNG (develop recipe) and, "
                         "side by side, LibRaw's AHD to a 16-bit TIFF")
+    p.add_argument("--engine", choices=["ray"],
+                   help="bench engines instead: a batch of --files synthetic photos of --sizes[0] MP through "
+                        "truepix process, locally (1 and 2 threads) and on a local Ray (1 and 2 workers)")
+    p.add_argument("--files", type=int, default=16, help="(--engine) photos in the batch (default 16)")
+    p.add_argument("--recipe", default="upscale", help="(--engine) the recipe (default upscale)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)
     p.set_defaults(handler="cmd_bench")

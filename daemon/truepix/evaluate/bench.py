@@ -271,6 +271,75 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
             "onnxruntime": onnxruntime.__version__, "cpu_count": __import__("os").cpu_count()}
 
 
+def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "upscale", workers=(1, 2),
+                     tile: int = 512) -> dict:
+    """A batch of ``files`` synthetic 16-bit TIFFs of ``megapixels`` through ``truepix process``,
+    each way in a fresh command (wall time from start to exit, Ray's start included): the local
+    engine with 1 and with ``max(workers)`` ONNX Runtime threads, then the Ray engine (a local
+    instance) with each count of ``workers``, one thread each.  Output MP/s and files per second."""
+    import os
+    import shutil
+    import tempfile
+
+    import tifffile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="truepix-bench-batch-") as tmp:
+        src = pathlib.Path(tmp) / "in"
+        src.mkdir()
+        for i in range(files):
+            img = synthetic_image(megapixels, seed=i)
+            img *= 65535
+            tifffile.imwrite(src / f"b{i:03d}.tif", np.rint(img).astype(np.uint16), photometric="rgb")
+        w, h = tifffile.TiffFile(src / "b000.tif").pages[0].shape[1::-1]
+        top = max(workers)
+        cases = [("local", 1, ["--threads", "1"]), ("local", top, ["--threads", str(top)])]
+        cases += [("ray", n, ["--engine", "ray", "--workers", str(n), "--threads", "1"]) for n in workers]
+        for engine, n, extra in cases:
+            out = pathlib.Path(tmp) / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            cmd = [sys.executable, "-m", "truepix.cli", "process", str(src), "--recipe", recipe, "--out", str(out),
+                   "--json", "--tile", str(tile), *extra]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+            seconds = time.perf_counter() - t0
+            label = (f"local, {n} thread{'s' * (n > 1)}" if engine == "local"
+                     else f"ray, {n} worker{'s' * (n > 1)} x 1 thread")
+            try:
+                report = json.loads(proc.stdout)
+            except ValueError:
+                rows.append({"method": label, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]})
+                continue
+            done = [r for r in report["results"] if r["status"] == "done"]
+            out_mp = sum(r["width"] * r["height"] for r in done) / 1e6
+            rows.append({"method": label, "engine": engine, "workers": n, "files": len(done),
+                         "input": f"{w}x{h}", "seconds": round(seconds, 2),
+                         "files_per_s": round(len(done) / seconds, 3), "mp_per_s": round(out_mp / seconds, 3),
+                         "per_file_s": round(sum(r["seconds"] for r in done) / max(len(done), 1), 2)})
+            print(f"truepix bench: {label} done", file=sys.stderr, flush=True)
+    import onnxruntime
+
+    return {"batch": rows, "files": files, "megapixels": megapixels, "recipe": recipe, "tile": tile,
+            "onnxruntime": onnxruntime.__version__, "cpu_count": __import__("os").cpu_count()}
+
+
+def format_batch_table(result: dict) -> str:
+    lines = [f"{result['files']} files of {result['megapixels']} MP, recipe {result['recipe']}, tile {result['tile']}, "
+             f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs", "",
+             "| engine | files | seconds (command) | files/s | output MP/s | seconds per file (in the worker) "
+             "| files/s at work (start-up excluded) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["batch"]:
+        if "error" in r:
+            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | |")
+        else:
+            # the pool's rate once running: its processes over the mean time a file takes in one of them
+            processes = r["workers"] if r["engine"] == "ray" else 1
+            lines.append(f"| {r['method']} | {r['files']} | {r['seconds']:.1f} | {r['files_per_s']:.3f} | "
+                         f"{r['mp_per_s']:.2f} | {r['per_file_s']:.2f} | {processes / r['per_file_s']:.3f} |")
+    return "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
     lines = [f"tile {result['tile']}, threads {result['threads'] or 'auto'}, provider {result['provider']}, "
              f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs", "",
