@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pathlib
 import shlex
 import sys
@@ -76,7 +75,10 @@ def cmd_process(args) -> int:
     t0, results = time.perf_counter(), []
     quiet = args.json or args.quiet
     if args.engine == "ray":
-        return _process_on_ray(args, inputs, recipe, options, t0)
+        from truepix.rayengine import from_cli
+
+        results = from_cli(args, inputs, recipe, options)
+        return 2 if results is None else _summary(args, recipe, results, t0, "ray")
     outer = tqdm(inputs, unit="file", desc="truepix", disable=True if quiet or len(inputs) < 2 else None, position=0)
     for path, problem in outer:
         if problem:
@@ -120,33 +122,6 @@ def _summary(args, recipe, results, t0: float, engine: str = "local") -> int:
         print()
     print(summary, file=sys.stderr)
     return 0 if failed == 0 else 1
-
-
-def _process_on_ray(args, inputs, recipe, options, t0: float) -> int:
-    import dataclasses
-
-    from truepix.errors import TruepixError
-    from truepix.rayengine import process_on_ray, progress_printer
-
-    if args.threads is None:  # one ONNX Runtime thread per actor: the pool spreads the cores
-        options = dataclasses.replace(options, threads=1)
-    # Ray's own messages (a worker that died, a retry) are written to file descriptor 1: they go
-    # to stderr while the cluster runs, so stdout carries only the JSON report.
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        results = process_on_ray(inputs, recipe, out_dir=args.out, options=options, address=args.ray_address,
-                                 workers=args.workers, gpus_per_worker=args.gpus_per_worker, force=args.force,
-                                 ledger=args.ledger, on_result=progress_printer(args.quiet or args.json))
-    except TruepixError as e:
-        print(f"truepix: {e}", file=sys.stderr)
-        return 2
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-    return _summary(args, recipe, results, t0, "ray")
 
 
 def cmd_models(args) -> int:

@@ -298,3 +298,27 @@ def progress_printer(quiet: bool = False) -> Callable[[FileResult, int, int], No
         print(f"truepix ray [{done}/{total}, {rate * 60:.1f} files/min, ETA {eta:.0f} s] "
               f"{pathlib.Path(res.source).name} {what}", file=sys.stderr, flush=True)
     return show
+
+
+def from_cli(args, inputs, recipe: Recipe, options: EngineOptions) -> list[FileResult] | None:
+    """``truepix process --engine ray``: the results, or None (said on stderr) when the cluster could
+    not run the job.  Ray's own messages (a worker that died, a retry) are written to file
+    descriptor 1: they go to stderr while the cluster runs, so stdout carries only the JSON report."""
+    import dataclasses
+
+    if args.threads is None:  # one ONNX Runtime thread per actor: the pool spreads the cores
+        options = dataclasses.replace(options, threads=1)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        return process_on_ray(inputs, recipe, out_dir=args.out, options=options, address=args.ray_address,
+                              workers=args.workers, gpus_per_worker=args.gpus_per_worker, force=args.force,
+                              ledger=args.ledger, on_result=progress_printer(args.quiet or args.json))
+    except TruepixError as e:
+        print(f"truepix: {e}", file=sys.stderr)
+        return None
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

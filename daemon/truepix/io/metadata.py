@@ -234,34 +234,31 @@ def _exiv2_source(path):
     return pyexiv2.ImageData(data)
 
 
+def _truepix_xmp(path) -> dict | None:
+    """``path``'s XMP when it carries truepix's record (Xmp.truepix.Enhanced = True), else None
+    (also when its metadata cannot be read)."""
+    try:
+        img = _exiv2_source(path)
+        try:
+            xmp = img.read_xmp()
+        finally:
+            img.close()
+    except Exception:
+        return None
+    return xmp if str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() == "true" else None
+
+
 def read_truepix_flag(path) -> bool:
     """True when ``path`` carries truepix's XMP record (it is already an enhanced output).
 
     A file whose metadata cannot be read counts as not enhanced.
     """
-    try:
-        img = _exiv2_source(path)
-        try:
-            xmp = img.read_xmp()
-        finally:
-            img.close()
-    except Exception:
-        return False
-    return str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() == "true"
+    return _truepix_xmp(path) is not None
 
 
 def read_truepix_source(path) -> str | None:
     """The source file name truepix's XMP record in ``path`` names (``Xmp.truepix.Source``), or None
     when ``path`` is not a truepix output (or its metadata cannot be read)."""
-    try:
-        img = _exiv2_source(path)
-        try:
-            xmp = img.read_xmp()
-        finally:
-            img.close()
-    except Exception:
-        return None
-    if str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() != "true":
-        return None
-    source = xmp.get("Xmp.truepix.Source")
+    xmp = _truepix_xmp(path)
+    source = xmp.get("Xmp.truepix.Source") if xmp else None
     return str(source) if source else None
