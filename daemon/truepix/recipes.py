@@ -89,7 +89,7 @@ BUILTIN: dict[str, Recipe] = {
     # Told what it upscales (input = "auto" | "camera" | "clean", grain = 0..1): a clean render goes
     # to upscale-x2, a camera file to the broad-family network (models/README.md, docs/recipes.md).
     "upscale": Recipe("upscale", (Step("upscale-x2-adaptive"),)),
-    "upscale-x4": Recipe("upscale-x4", (Step("upscale-x4-bicubic"),)),
+    "upscale-x4": Recipe("upscale-x4", (Step("upscale-x4-adaptive"),)),
     # Trained on what a camera records (lens softness, sensor noise, JPEG): for undeveloped or noisy
     # files; they also remove fine texture from clean ones (models/README.md).
     "upscale-camera": Recipe("upscale-camera", (Step("upscale-x2-camera"),)),
