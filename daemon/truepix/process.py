@@ -200,7 +200,7 @@ def finish(
     try:
         out = run(decoded, recipe, options, control, sink=sink)
     except BaseException:
-        if sink is not None and hasattr(sink, "abort"):
+        if sink is not None:
             sink.abort()  # nothing partial left beside the original
         raise
     result = FileResult(source=str(source), status="done", models=out.models, fidelity=out.fidelity)

@@ -20,9 +20,9 @@ O bytes (3 channels at the recipe's bit depth; 0 for a TIFF or PNG, written band
 with p_i the pixels entering step i (16 bytes a pixel for the last step's network input with its
 extra plane), k_i = 2 for a step that may blend two runs, else 1; BASE covers ONNX Runtime's
 arena, the libraries and the tiles in flight.  Measured against it (docs/reliability.md, "Memory"):
-a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1.08 GB in the engine and
-1.41 GB while Exiv2 copied the metadata into the 543 MB file (2.5 GB before the output streamed);
-the estimate for it is 1.57 GB — meant to be on the safe side, not exact.
+a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1375 MB (`truepix bench
+--sizes 24 --model upscale-x2`, its file-to-file row; 2518 MB before the output streamed); the
+estimate for it is 1.57 GB — meant to be on the safe side, not exact.
 A RAW developed by truepix's own demosaic keeps its whole output (``develop``); the
 estimate's 24 P covers its mosaic and camera RGB at the input's size.
 

@@ -39,12 +39,20 @@ class Samples:
         dtype = np.uint8 if self.depth == 8 else np.uint16
         self.samples = np.empty((height, width, (1 if self.grey else 3) + self.alpha), dtype)
 
-    def write(self, y: int, rows: np.ndarray) -> None:
+    def _rounded(self, rows: np.ndarray) -> np.ndarray:
+        """A band as the file's code values (float, rounded; averaged in light for a grey photo)."""
         if self.grey:
             rows = linear_to_srgb(srgb_to_linear(rows, out=rows).mean(axis=2, keepdims=True, dtype=np.float32))
         rows *= np.float32(255 if self.depth == 8 else 65535)
-        np.rint(rows, out=rows)
+        return np.rint(rows, out=rows)
+
+    def write(self, y: int, rows: np.ndarray) -> None:
+        rows = self._rounded(rows)
         self.samples[y:y + len(rows), :, :rows.shape[2]] = rows
+
+    def abort(self) -> None:
+        """The job failed or stopped: nothing was written yet; the samples are let go."""
+        self.samples = None
 
     def put_alpha(self, alpha: np.ndarray) -> None:
         """Alpha (H, W) float 0..1 as stored (no transfer curve) into the last channel."""
@@ -84,10 +92,7 @@ class Streamed(Samples):
             self.writer = writer(self.fh, width, height, 1 if self.grey else 3, self.depth, False, self.icc)
 
     def write(self, y: int, rows: np.ndarray) -> None:
-        if self.grey:
-            rows = linear_to_srgb(srgb_to_linear(rows, out=rows).mean(axis=2, keepdims=True, dtype=np.float32))
-        rows *= np.float32(255 if self.depth == 8 else 65535)
-        np.rint(rows, out=rows)
+        rows = self._rounded(rows)
         with self._said():
             self.writer.write(rows.astype(np.uint8 if self.depth == 8 else np.uint16))
 
