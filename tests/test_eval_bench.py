@@ -42,11 +42,19 @@ def test_bench_json(tmp_path, capsys):
     assert main(["bench", "--sizes", "0.02", "--model", "upscale-x2", "--json", str(out)]) == 0
     cases = json.loads(out.read_text())["cases"]
     names = [c["method"] for c in cases]
-    assert names == ["upscale-x2", "upscale-x2 (network only)", "upscale-x2 (file to file)", "pillow-bicubic"]
+    assert names == ["upscale-x2", "upscale-x2 (network only)", "upscale-x2 (file to file)", "pillow-bicubic",
+                     "conv peak float32", "conv peak int8"]
     for c in cases:
         assert "error" not in c, c
         assert c["mp_per_s"] > 0 and c["peak_rss_mb"] > 0
-        assert c["output_mp"] == round(c["input_mp"] * 4, 2) or abs(c["output_mp"] - 4 * c["input_mp"]) < 0.01
+        if not c["method"].startswith("conv peak"):
+            assert c["output_mp"] == round(c["input_mp"] * 4, 2) or abs(c["output_mp"] - 4 * c["input_mp"]) < 0.01
+    # the machine's multiply-accumulate rate, and the network's share of it (its manifest row's MACs)
+    by = {c["method"]: c for c in cases}
+    assert by["conv peak float32"]["gmacs_per_s"] > 0 and by["conv peak int8"]["gmacs_per_s"] > 0
+    net = by["upscale-x2 (network only)"]
+    assert net["precision"] == "float32" and 0 < net["gmacs_per_s"]
+    assert "GMAC/s (of conv peak)" in capsys.readouterr().out
 
 
 def test_eval_camera_protocol_reports_the_true_to_life_measures(tmp_path, capsys):
@@ -93,8 +101,8 @@ def test_bench_an_x4_model_against_pillow_at_x4(tmp_path):
                  "--json", str(out)]) == 0
     cases = json.loads(out.read_text())["cases"]
     assert [c["method"] for c in cases] == ["upscale-x4-bicubic", "upscale-x4-bicubic (network only)",
-                                            "pillow-bicubic x4"]
-    for c in cases:
+                                            "pillow-bicubic x4", "conv peak float32", "conv peak int8"]
+    for c in cases[:3]:
         assert "error" not in c, c
         assert abs(c["output_mp"] - 16 * c["input_mp"]) < 0.01
 

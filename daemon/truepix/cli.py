@@ -42,12 +42,16 @@ def _config(args):
     return load_config(args.config)
 
 
-def _engine_options(args, config=None):
-    """The config's [engine] with the command line's overrides."""
+def _engine_options(args, config=None, measuring: bool = False):
+    """The config's [engine] with the command line's overrides.  ``measuring`` (eval, bench): a model
+    named on the command line runs as named, its float file unless ``--precision`` says otherwise
+    (``upscale-x2-int8`` names the int8 one)."""
     import dataclasses
 
     base = (config or _config(args)).engine
-    given = {k: getattr(args, k, None) for k in ("provider", "threads", "tile")}
+    if measuring and getattr(args, "precision", None) is None:
+        base = dataclasses.replace(base, precision="float32")
+    given = {k: getattr(args, k, None) for k in ("provider", "threads", "tile", "precision")}
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
         return base
@@ -199,29 +203,30 @@ def _eval_exit(cmd):
 
 @_eval_exit
 def cmd_eval(args) -> int:
+    opts = _engine_options(args, measuring=True)
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
     if args.task == "demosaic":
         from truepix.evaluate import demosaic
 
         result = demosaic.evaluate_demosaic(args.data, models=args.model, iso=args.iso,
-                                            options=_engine_options(args), limit=args.limit,
+                                            options=opts, limit=args.limit,
                                             libraw=not args.no_libraw, cbm3d=args.cbm3d)
         print(demosaic.format_table(result))
     elif args.task == "denoise":
         from truepix.evaluate import denoise
 
         result = denoise.evaluate_denoise(args.data, models=args.model, sigmas=args.sigma, iso=args.iso,
-                                          options=_engine_options(args), limit=args.limit, cbm3d=args.cbm3d)
+                                          options=opts, limit=args.limit, cbm3d=args.cbm3d)
         print(denoise.format_table(result))
     elif args.task == "lens":
         from truepix.evaluate import lens
 
-        result = lens.evaluate_lens(args.data, models=args.model, options=_engine_options(args), limit=args.limit)
+        result = lens.evaluate_lens(args.data, models=args.model, options=opts, limit=args.limit)
         print(lens.format_table(result))
     else:
         result = evaluate_upscale(args.data, args.scale, models=args.model, peer_dir=args.peer_dir,
-                                  options=_engine_options(args), limit=args.limit, degradation=args.degradation,
+                                  options=opts, limit=args.limit, degradation=args.degradation,
                                   unsharp_from=args.unsharp_from, params=_eval_params(args.param),
                                   max_half_pixels=args.max_half_pixels)
         print(format_table(result))
@@ -233,14 +238,14 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from truepix.evaluate.bench import format_batch_table, format_table, run_bench, run_engine_bench
 
-    opts = _engine_options(args)
+    opts = _engine_options(args, measuring=True)
     if args.engine:
         result = run_engine_bench(files=args.files, megapixels=args.sizes[0], recipe=args.recipe, tile=opts.tile)
         print(format_batch_table(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, models=args.model, tile=opts.tile,
+    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, peers=args.peers, models=args.model, tile=opts.tile,
                        threads=opts.threads, provider=opts.provider, repeat=args.repeat,
                        file_to_file=not args.no_file_to_file, raw_files=args.raw)
     print(format_table(result))

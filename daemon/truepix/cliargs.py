@@ -12,6 +12,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", help="auto (GPU if any), cpu, cuda, directml, coreml (default: config, auto)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: config, 0 = one per core)")
     p.add_argument("--tile", type=int, help="tile side in input pixels; memory grows with it (default: config, 512)")
+    p.add_argument("--precision", choices=["auto", "float32", "int8"],
+                   help="a model's int8 file or its float one; auto: int8 on a CPU with VNNI (default: config, auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=float, nargs="+", default=[12, 24], help="input megapixels (default 12 24)")
     p.add_argument("--model", action="append", help="model to bench (repeatable; default: all shipped)")
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
+    p.add_argument("--peer", action="append", dest="peers", metavar="NAME",
+                   help="only this peer of --peer-dir, e.g. FSRCNN_x2 (repeatable; default: every one)")
     p.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
     p.add_argument("--no-file-to-file", action="store_true", help="skip the file-to-file (truepix process) rows")
     p.add_argument("--raw", type=pathlib.Path, nargs="+", metavar="FILE",

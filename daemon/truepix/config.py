@@ -57,7 +57,7 @@ def default_hot_folder() -> pathlib.Path:
 
 @dataclass(frozen=True)
 class Config:
-    engine: EngineOptions = EngineOptions()
+    engine: EngineOptions = EngineOptions(precision="auto")
     recipes: dict[str, Recipe] = field(default_factory=lambda: dict(BUILTIN))
     path: pathlib.Path | None = None
     server: ServerOptions = ServerOptions()
@@ -80,7 +80,8 @@ def default_config_path() -> pathlib.Path:
     return user_config_path("truepix", appauthor=False) / "config.toml"
 
 
-_ENGINE_KEYS = {"provider": str, "threads": int, "tile": int, "overlap": int, "memory_limit_mb": int}
+_ENGINE_KEYS = {"provider": str, "threads": int, "tile": int, "overlap": int, "memory_limit_mb": int,
+                "precision": str}
 TILE_RANGE = (64, 4096)                 # input pixels
 MAX_MEMORY_MB = 64 << 20                # 64 TiB: anything above is a typo
 MAX_SECONDS = 3600.0                    # server.grace, folders.settle
@@ -109,12 +110,16 @@ def _engine(table: object, where: str) -> EngineOptions:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError(f"{where}: engine.{key}: must be {kind.__name__}, not {value!r}")
         values[key] = value
-    opts = EngineOptions(**values)
+    opts = EngineOptions(**{"precision": "auto", **values})
     if not _provider_ok(opts.provider):
         from truepix.engine.models import PROVIDER_ALIASES
 
         raise ConfigError(f"{where}: engine.provider: must be auto, {', '.join(PROVIDER_ALIASES)} or an ONNX Runtime "
                           f"provider name (...ExecutionProvider), not {opts.provider!r}")
+    from truepix.engine.models import PRECISIONS
+
+    if opts.precision not in PRECISIONS:
+        raise ConfigError(f"{where}: engine.precision: must be {', '.join(PRECISIONS)}, not {opts.precision!r}")
     lo, hi = TILE_RANGE
     if opts.tile < lo:
         raise ConfigError(f"{where}: engine.tile: must be at least {lo} pixels, not {opts.tile}")

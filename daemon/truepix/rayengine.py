@@ -141,7 +141,7 @@ class FileWorker:
         from truepix.engine import models
 
         self.job = job
-        table = models.load_manifest()
+        table = models.with_precision(models.load_manifest(), job.options.precision, job.options.provider)
         for step in job.recipe.steps:  # load the sessions now, once per actor
             if step.model in table and table[step.model].kind.rgb:
                 models.session(table[step.model], job.options.provider, job.options.threads)

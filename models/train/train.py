@@ -131,7 +131,30 @@ def init_from(model: torch.nn.Module, checkpoint: pathlib.Path) -> str:
     if not taken:
         sys.exit(f"train: {checkpoint} shares no tensor of matching shape with this model")
     model.load_state_dict(taken, strict=False)
-    return f"{len(taken)} of {len(ours)} tensors ({sum(v.numel() for v in taken.values())} parameters)"
+    grown = _identity_blocks(model, taken)
+    return f"{len(taken)} of {len(ours)} tensors ({sum(v.numel() for v in taken.values())} parameters)" + \
+        (f"; blocks {grown} added as identities" if grown else "")
+
+
+def _identity_blocks(model: torch.nn.Module, taken: dict) -> list[int]:
+    """A deeper network started from a shallower one: each residual block the checkpoint lacks is made
+    an identity (its last convolution zero, its 1x1 fuse the identity matrix), so the grown network
+    computes what the checkpoint did and training starts from its quality, not from noise."""
+    from models.train.archs import RLFB
+
+    grown = []
+    for i, block in enumerate(getattr(model, "blocks", [])):
+        if not isinstance(block, RLFB) or f"blocks.{i}.fuse.weight" in taken:
+            continue
+        with torch.no_grad():
+            last = block.convs[4]
+            last.weight.zero_()
+            last.bias.zero_()
+            eye = torch.eye(block.fuse.weight.shape[0], dtype=block.fuse.weight.dtype)
+            block.fuse.weight.copy_(eye[:, :, None, None])
+            block.fuse.bias.zero_()
+        grown.append(i)
+    return grown
 
 
 def main(argv=None) -> int:

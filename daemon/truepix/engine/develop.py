@@ -149,7 +149,7 @@ def develop(mos: RawMosaic, recipe: Recipe, options: EngineOptions = EngineOptio
     white-balance multiplier, so highlights fit their 0..1 range, and multiplied back after.
     """
     t0 = time.perf_counter()
-    table = models.load_manifest(model_dir)
+    table = models.with_precision(models.load_manifest(model_dir), options.precision, options.provider)
     infos = []
     for step in recipe.steps:
         if step.model not in table:

@@ -93,6 +93,10 @@ class ModelInfo:
     kind_model: str = ""            # rgb+kind: the estimator that decides input = "auto"
     clean_model: str = ""           # rgb+kind: the row clean files go to instead
     output: str = ""                # what the network returns, when not an image (a classifier)
+    # INT8 (models/train/quantize.py): a float row names its int8 twin; the twin says what it is.
+    int8_model: str = ""
+    precision: str = "float32"      # float32 | int8
+    float_model: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -201,6 +205,58 @@ def verify(model: ModelInfo) -> None:
             f"{model.name}: {model.path.name} does not match the sha256 in manifest.toml "
             "(corrupt or replaced file); reinstall truepix"
         )
+
+
+PRECISIONS = ("auto", "float32", "int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_runs_int8_fast() -> bool:
+    """Whether this CPU has the 8-bit dot-product instructions ONNX Runtime's int8 kernels are fast
+    (and exact: no u8*s8 saturation) with: VNNI (AVX512_VNNI or AVX_VNNI) or AMX on x86-64.  Other
+    CPUs were not measured, so "auto" keeps them on float."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
+def use_int8(precision: str, provider: str) -> tuple[bool, str]:
+    """Whether rows with an int8 twin run it, and why: "int8" always; "float32" never; "auto" on the CPU
+    provider of a CPU that runs int8 fast (``cpu_runs_int8_fast``), not on a GPU (whose float16/32
+    kernels are the fast ones there)."""
+    if precision == "int8":
+        return True, "int8 (configured)"
+    if precision == "float32":
+        return False, "float32 (configured)"
+    if choose_providers(provider)[0][0] != "CPUExecutionProvider":
+        return False, "float32 (auto: a GPU provider)"
+    if not cpu_runs_int8_fast():
+        return False, "float32 (auto: this CPU has no VNNI int8 dot product)"
+    return True, "int8 (auto: the CPU provider on a CPU with VNNI)"
+
+
+def with_precision(table: dict[str, ModelInfo], precision: str = "auto",
+                   provider: str = "auto") -> dict[str, ModelInfo]:
+    """``table`` with each float row that names an int8 twin replaced, under its own name, by the twin
+    when ``use_int8`` says so: recipes, clean-model hand-offs and output labels (``name-int8@v``)
+    then follow without knowing of precision.  A twin missing from the table leaves the float row."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+    fast, why = use_int8(precision, provider)
+    if not fast:
+        return table
+    swapped = dict(table)
+    for name, info in table.items():
+        twin = table.get(info.int8_model) if info.int8_model else None
+        if twin is not None and twin.precision == "int8":
+            swapped[name] = twin
+    if why not in _announced:
+        _announced.add(why)
+        log.info("engine: precision %s", why)
+    return swapped
 
 
 def available_providers() -> list[str]:

@@ -34,6 +34,9 @@ class EngineOptions:
     tile: int = 512
     overlap: int = 8
     memory_limit_mb: int = 0  # 0: three quarters of the machine's RAM
+    # auto | float32 | int8: which of a model's files runs (models.with_precision).  The app's default,
+    # from the config, is "auto"; a library caller that says nothing runs the rows it names, float.
+    precision: str = "float32"
 
 
 @dataclass
@@ -274,7 +277,7 @@ def enhance(
         model labels used and the fidelity report (empty when the guard is off).
     """
     t0 = time.perf_counter()
-    table = models.load_manifest(model_dir)
+    table = models.with_precision(models.load_manifest(model_dir), options.precision, options.provider)
     infos = []
     for step in recipe.steps:
         if step.model not in table:

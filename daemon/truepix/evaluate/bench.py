@@ -65,8 +65,8 @@ def _raw_case(method: str, path: pathlib.Path, tile: int, threads: int, provider
             from truepix.process import process_file
             from truepix.recipes import BUILTIN
 
-            res = process_file(path, dataclasses.replace(BUILTIN["develop"], output=pathlib.Path(tmp)),
-                               options=EngineOptions(provider=provider, threads=threads, tile=tile))
+            options = EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32")
+            res = process_file(path, dataclasses.replace(BUILTIN["develop"], output=pathlib.Path(tmp)), options=options)
             if res.status != "done":
                 raise EvalError(res.error)
             w, h = res.width, res.height
@@ -85,8 +85,43 @@ def _raw_case(method: str, path: pathlib.Path, tile: int, threads: int, provider
     return row
 
 
+CONV_PEAK = "conv peak "  # + float32 | int8
+CONV_PEAK_SIDE = 256
+
+
+def _conv_peak_case(method: str, threads: int, provider: str, repeat: int) -> dict:
+    """This machine's multiply-accumulate rate on the upscalers' bread and butter: four 3x3
+    convolutions of 64 channels with ReLU (models/bench/conv-peak*.onnx, models/train/convpeak.py)
+    on a 256x256 map, in ONNX Runtime, float32 or QDQ int8; the best of ``repeat`` (at least 5) runs."""
+    from truepix.engine import models
+
+    precision = method[len(CONV_PEAK):]
+    path = models.default_model_dir() / "bench" / f"conv-peak{'-int8' if precision == 'int8' else ''}.onnx"
+    if not path.exists():
+        raise EvalError(f"{path} is missing (python -m models.train.convpeak writes it)")
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=models.choose_providers(provider)[0])
+    x = np.random.default_rng(0).random((1, 64, CONV_PEAK_SIDE, CONV_PEAK_SIDE), np.float32)
+    sess.run(None, {"input": x})
+    best = math.inf
+    for _ in range(max(repeat, 5)):
+        t0 = time.perf_counter()
+        sess.run(None, {"input": x})
+        best = min(best, time.perf_counter() - t0)
+    macs = 4 * 64 * 64 * 9 * CONV_PEAK_SIDE**2
+    row = _row(method, CONV_PEAK_SIDE, CONV_PEAK_SIDE, CONV_PEAK_SIDE**2 / 1e6, best)
+    row["gmacs_per_s"] = round(macs / best / 1e9, 2)
+    return row
+
+
 def _case(method: str, megapixels: float, tile: int, threads: int, provider: str,
           peer: str | None, repeat: int, raw: str | None = None) -> dict:
+    if method.startswith(CONV_PEAK):
+        return _conv_peak_case(method, threads, provider, repeat)
     if raw is not None:
         return _raw_case(method, pathlib.Path(raw), tile, threads, provider)
     if method.endswith(FILE_TO_FILE):
@@ -120,7 +155,7 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
         info = models.get_model(method)
         scale = info.scale
         recipe = Recipe(method, (Step(method),))
-        options = EngineOptions(provider=provider, threads=threads, tile=tile)
+        options = EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32")
         run = lambda: enhance(img, None, recipe, options)  # noqa: E731
     best = math.inf
     for _ in range(repeat):
@@ -168,7 +203,7 @@ def _file_case(method: str, megapixels: float, tile: int, threads: int, provider
         del img  # the process now starts from the file alone, as `truepix process` does
         t0 = time.perf_counter()
         res = process_file(src, Recipe(name, (Step(name),)),
-                           options=EngineOptions(provider=provider, threads=threads, tile=tile))
+                           options=EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32"))
         seconds = time.perf_counter() - t0
         if res.status != "done":
             raise EvalError(res.error)
@@ -202,7 +237,12 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
             sess.run(None, {name: np.ascontiguousarray(img[y0:y1, x0:x1].transpose(2, 0, 1)[None])})
         best = min(best, time.perf_counter() - t0)
     out_mp = h * w * info.scale**2 / 1e6
-    return _row(method, w, h, out_mp, best)
+    row = _row(method, w, h, out_mp, best)
+    macs = info.extra.get("macs_per_input_pixel")
+    if macs:  # the network's own multiply-accumulate rate, set against the conv peak rows
+        row["gmacs_per_s"] = round(macs * h * w / best / 1e9, 2)
+        row["precision"] = info.precision
+    return row
 
 
 def run_raw_bench(files, tile=512, threads=0, provider="auto") -> list[dict]:
@@ -223,7 +263,7 @@ def run_raw_bench(files, tile=512, threads=0, provider="auto") -> list[dict]:
 
 
 def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
-              file_to_file=True, raw_files=None) -> dict:
+              file_to_file=True, raw_files=None, peers=None) -> dict:
     """Run every case in its own process; returns ``{"cases": [...], ...}``.  With ``raw_files`` only
     those RAW files are benched (develop vs LibRaw)."""
     if raw_files:
@@ -247,10 +287,14 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
     for scale in scales:
         methods.append((_pillow_method(scale), None))
         if peer_dir is not None:
-            methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, scale).items()]
+            methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, scale).items()
+                        if not peers or name in peers]
+    methods += [(CONV_PEAK + "float32", None), (CONV_PEAK + "int8", None)]
     cases = []
     for mp in sizes:
         for method, peer in methods:
+            if method.startswith(CONV_PEAK) and mp != sizes[0]:
+                continue  # one size is enough
             cmd = [sys.executable, "-m", "truepix.evaluate.bench", "--case", method, "--mp", str(mp),
                    "--tile", str(tile), "--threads", str(threads), "--provider", provider,
                    "--repeat", str(repeat)]
@@ -343,15 +387,21 @@ def format_batch_table(result: dict) -> str:
 def format_table(result: dict) -> str:
     lines = [f"tile {result['tile']}, threads {result['threads'] or 'auto'}, provider {result['provider']}, "
              f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs", "",
-             "| method | input | output MP | seconds | output MP/s | peak RSS (MB) |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| method | input | output MP | seconds | output MP/s | peak RSS (MB) | GMAC/s (of conv peak) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    peaks = {c["method"][len(CONV_PEAK):]: c["gmacs_per_s"] for c in result["cases"]
+             if c["method"].startswith(CONV_PEAK) and "gmacs_per_s" in c}
     for c in result["cases"]:
         what = f"{c['file']} " if "file" in c else ""
         if "error" in c:
-            lines.append(f"| {c['method']} | {what}{c['input_mp']} MP | failed: {c['error']} | | | |")
-        else:
-            lines.append(f"| {c['method']} | {what}{c['input']} ({c['input_mp']} MP) | {c['output_mp']} | "
-                         f"{c['seconds']:.2f} | {c['mp_per_s']:.2f} | {c['peak_rss_mb']:.0f} |")
+            lines.append(f"| {c['method']} | {what}{c['input_mp']} MP | failed: {c['error']} | | | | |")
+            continue
+        rate = ""
+        if "gmacs_per_s" in c:
+            peak = peaks.get(c.get("precision", ""))
+            rate = f"{c['gmacs_per_s']:.1f}" + (f" ({c['gmacs_per_s'] / peak:.0%})" if peak else "")
+        lines.append(f"| {c['method']} | {what}{c['input']} ({c['input_mp']} MP) | {c['output_mp']} | "
+                     f"{c['seconds']:.2f} | {c['mp_per_s']:.2f} | {c['peak_rss_mb']:.0f} | {rate} |")
     return "\n".join(lines)
 
 

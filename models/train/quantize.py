@@ -1,0 +1,247 @@
+"""Quantise a shipped float model to INT8 (ONNX Runtime static quantisation, QDQ) and write its row.
+
+    python -m models.train.quantize --model upscale-x2 --data ../shared/data/train/T91 \\
+        ../shared/data/train/BSD200 --eval ../shared/data/sr/Set5 ../shared/data/sr/Set14
+
+Weights are int8 per output channel; activations uint8 (the type this CPU's VNNI instructions
+multiply fast: docs/benchmarks.md, "INT8"), calibrated on what the engine itself feeds the network
+(``kinds.Kind.feed``) for patches of *training* images made into clean downsized renders and camera
+files by the broad family (``truepix.simulate.family``), never a test image.  The network's tail —
+its last convolution, the anchor's add and the pixel shuffle — stays float: it writes the output
+pixels, and 8-bit steps there would cost what the rest saves (measured: ``--quantise-tail``).
+
+The int8 file gets its own manifest row, ``NAME-int8``: the float row's engine keys (scale,
+guard, kind model...) with ``precision = "int8"`` and ``float_model``, and the float row gains
+``int8_model``; ``models.with_precision`` makes the engine pick it (``[engine] precision``).
+With ``--eval`` the row's metrics are measured on the int8 file beside the float one, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import pathlib
+import shlex
+import sys
+import tempfile
+
+import numpy as np
+
+from models.train.export import MODELS_DIR, _rows, write_manifest
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+# the engine keys an int8 row shares with its float row (models.ModelInfo's typed fields and the core)
+_SHARED = ("version", "task", "scale", "input", "transfer", "receptive_radius", "opset", "anchor", "anchor_block",
+           "anchor_tolerance", "camera_anchor", "camera_anchor_tolerance", "clamp_radius", "noise_gate",
+           "noise_map_scale", "kind_model", "output", "arch", "parameters")
+
+
+def _images(dirs: list[pathlib.Path]) -> list[pathlib.Path]:
+    files = sorted(p for d in dirs for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        sys.exit(f"quantize: no images in {', '.join(map(str, dirs))}")
+    return files
+
+
+def calibration_inputs(info, files: list[pathlib.Path], count: int, side: int, seed: int = 0,
+                       resized_share: float = 0.4) -> list[np.ndarray]:
+    """``count`` network inputs (1, C, side, side) float32: a random crop of a training image made into
+    a low-resolution file by a random shot of the broad family (an editor's downsized render or a
+    camera file), then fed as the engine feeds it (an rgb+kind model told what the shot was)."""
+    from truepix.engine.kinds import kind_of
+    from truepix.io.image import read_image
+    from truepix.simulate.family import broad_student, sample_shot
+
+    kind = kind_of(info.input)
+    if not kind.rgb:
+        sys.exit(f"quantize: {info.name} takes {info.input} input; calibration is written for RGB models only")
+    rng = np.random.default_rng(seed)
+    scale = info.scale
+    hr = side * scale  # one size: the histogram calibrators stack the activations
+    out, tries = [], 0
+    while len(out) < count:
+        tries += 1
+        if tries > 100 * count:
+            sys.exit(f"quantize: too few images of at least {hr} pixels a side for {count} patches (lower --side)")
+        path = files[int(rng.integers(len(files)))]
+        img = read_image(path).pixels
+        if img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        from truepix.colour import linear_to_srgb
+
+        img = linear_to_srgb(np.clip(img[:, :, :3], 0, 1).astype(np.float32))
+        if min(img.shape[:2]) < hr:
+            continue
+        y, x = int(rng.integers(img.shape[0] - hr + 1)), int(rng.integers(img.shape[1] - hr + 1))
+        shot = sample_shot(rng, resized_share=resized_share, camera_resized_share=0.15 * (1 - resized_share))
+        lr = broad_student(np.ascontiguousarray(img[y:y + hr, x:x + hr]), scale, shot)
+        params = {"input": "clean" if shot.kind == "resized" else "camera"} if info.input == "rgb+kind" else {}
+        feed = kind.feed(info, lr, params, "cpu", 1)
+        out.append(np.ascontiguousarray(feed.transpose(2, 0, 1)[None], np.float32))
+    return out
+
+
+def tail_nodes(model_path: pathlib.Path, convs: int = 1) -> list[str]:
+    """The nodes from the last ``convs`` convolutions on (the residual's last conv(s), the anchor's
+    gather and add, the pixel shuffle): what writes the output pixels."""
+    import onnx
+
+    nodes = list(onnx.load(model_path).graph.node)
+    last_conv = [i for i, n in enumerate(nodes) if n.op_type == "Conv"][-convs]
+    tail = [n.name for n in nodes[last_conv:]]
+    tail += [n.name for n in nodes[:last_conv] if n.op_type == "Gather"]  # the anchor's channel repeat
+    return tail
+
+
+def head_nodes(model_path: pathlib.Path) -> list[str]:
+    """The first convolution (the image's colours in, a few channels: little compute, all precision)."""
+    import onnx
+
+    return [next(n.name for n in onnx.load(model_path).graph.node if n.op_type == "Conv")]
+
+
+def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, method: str = "minmax",
+             activations: str = "uint8", quantise_tail: bool = False, float_head: bool = False, float_convs: int = 1,
+             op_types: list[str] | None = None) -> None:
+    """Static QDQ quantisation of ``src`` into ``dst``: per-channel int8 weights, ``activations``
+    (uint8 | int8) calibrated on ``inputs`` by ``method`` (minmax | percentile | entropy)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str):
+            self.it = iter([{name: x} for x in inputs])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import onnx
+
+    name = onnx.load(src).graph.input[0].name
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = pathlib.Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre), str(dst), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=([] if quantise_tail else tail_nodes(pre, float_convs))
+            + (head_nodes(pre) if float_head else []),
+            op_types_to_quantize=op_types,
+            extra_options={"CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False},
+        )
+
+
+def record_metrics(manifest: pathlib.Path, float_name: str, name: str, files: list[pathlib.Path]) -> int:
+    """The twin's ``metrics`` from eval JSON files that ran it beside its float row: PSNR-Y and SSIM-Y of
+    both and the difference, per data set (and degradation, when not the bicubic protocol)."""
+    import json
+
+    rows = _rows(manifest)
+    row = next((r for r in rows if r["name"] == name), None)
+    if row is None:
+        sys.exit(f"quantize: {manifest} has no row {name}; quantise first")
+    metrics, commands = dict(row.get("metrics", {})), []
+    for path in files:
+        res = json.loads(path.read_text())
+        shas = res.get("model_files", {})
+        if name in shas and shas[name].get("sha256", row["sha256"]) != row["sha256"]:
+            sys.exit(f"quantize: {path} measured another {name} file than the manifest's")
+        q, f = res["results"][name], res["results"][float_name]
+        key = res["dataset"] if res["degradation"] == "bicubic" else f"{res['dataset']}-{res['degradation']}"
+        metrics[key] = {"psnr_y": q["psnr"], "ssim_y": q["ssim"], "float_psnr_y": f["psnr"], "float_ssim_y": f["ssim"],
+                        "delta_psnr_y": round(q["psnr"] - f["psnr"], 3), "json": str(path)}
+        commands.append(res["command"])
+        print(f"{key}: int8 {q['psnr']:.3f} dB, float {f['psnr']:.3f} dB ({q['psnr'] - f['psnr']:+.3f})")
+    metrics["command"] = "; ".join(dict.fromkeys(commands))
+    row["metrics"] = {"command": metrics.pop("command"), **metrics}
+    write_manifest(rows, manifest)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="the float model's manifest name")
+    p.add_argument("--data", nargs="+", type=pathlib.Path, required=True, help="training images to calibrate on")
+    p.add_argument("--patches", type=int, default=48)
+    p.add_argument("--side", type=int, default=96, help="calibration patch side (network input pixels)")
+    p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    p.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
+    p.add_argument("--resized-share", type=float, default=0.4,
+                   help="share of calibration shots that are editor-downsized renders (the rest: camera files)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float-convs", type=int, default=1, help="convolutions at the tail kept float")
+    p.add_argument("--float-head", action="store_true", help="keep the first convolution float")
+    p.add_argument("--op-types", nargs="*", default=None, help="only these ONNX op types (default: all)")
+    p.add_argument("--quantise-tail", action="store_true", help="quantise the output convolution too")
+    p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure (bicubic)")
+    p.add_argument("--metrics-json", type=pathlib.Path, nargs="*", default=[],
+                   help="record the int8 and float rows' figures from these `truepix eval --json` files (which ran "
+                        "both) instead of quantising: the twin must exist and match the files' sha256")
+    p.add_argument("--models-dir", type=pathlib.Path, default=MODELS_DIR)
+    p.add_argument("--suffix", default="-int8")
+    args = p.parse_args(argv)
+
+    os.environ["TRUEPIX_MODELS"] = str(args.models_dir)
+    from truepix.engine import models
+
+    manifest = args.models_dir / "manifest.toml"
+    info = models.get_model(args.model, args.models_dir)
+    name = args.model + args.suffix
+    if args.metrics_json:
+        return record_metrics(manifest, args.model, name, args.metrics_json)
+    dst = args.models_dir / f"{name}.onnx"
+    inputs = calibration_inputs(info, _images(args.data), args.patches, args.side, args.seed, args.resized_share)
+    quantize(info.path, dst, inputs, method=args.method, activations=args.activations,
+             quantise_tail=args.quantise_tail, float_head=args.float_head, float_convs=args.float_convs,
+             op_types=args.op_types)
+    sha = hashlib.sha256(dst.read_bytes()).hexdigest()
+    rows = _rows(manifest)
+    float_row = next(r for r in rows if r["name"] == args.model)
+    row = {"name": name, "file": dst.name, "sha256": sha, "precision": "int8", "float_model": args.model}
+    row.update({k: float_row[k] for k in _SHARED if k in float_row})
+    if float_row.get("clean_model"):  # an adaptive row hands clean files to the clean row's int8 twin when it has one
+        clean = float_row["clean_model"]
+        row["clean_model"] = clean + args.suffix if any(r["name"] == clean + args.suffix for r in rows) else clean
+    row["exported"] = datetime.date.today().isoformat()
+    command = "python -m models.train.quantize " + shlex.join(argv if argv is not None else sys.argv[1:])
+    row["quantisation"] = {
+        "command": command, "tool": "onnxruntime.quantization.quantize_static (QDQ)",
+        "weights": "int8, per output channel", "activations": args.activations, "calibration": args.method,
+        "calibration_resized_share": args.resized_share,
+        "calibration_data": [str(d) for d in args.data],
+        "calibration_patches": f"{args.patches} crops of {args.side}x{args.side} network-input pixels, "
+                               "broad-family shots (truepix.simulate.family), fed as the engine feeds them",
+        "float_tail_convs": 0 if args.quantise_tail else args.float_convs, "float_head": args.float_head,
+        "op_types": args.op_types or "all",
+    }
+    float_row["int8_model"] = name
+    rows = [r for r in rows if r["name"] != name]
+    write_manifest(rows + [row], manifest)
+    if args.eval:
+        from truepix.engine.pipeline import EngineOptions
+        from truepix.evaluate.sr import evaluate_upscale
+
+        metrics = {}
+        for data in args.eval:
+            res = evaluate_upscale(data, info.scale, models=[name, args.model], degradation="bicubic",
+                                   options=EngineOptions(precision="float32"))  # each row as named
+            q, f = res["results"][name], res["results"][args.model]
+            metrics[data.name] = {"psnr_y": q["psnr"], "ssim_y": q["ssim"], "float_psnr_y": f["psnr"],
+                                  "float_ssim_y": f["ssim"], "delta_psnr_y": round(q["psnr"] - f["psnr"], 3)}
+            print(f"{data.name}: int8 {q['psnr']:.3f} dB, float {f['psnr']:.3f} dB ({q['psnr'] - f['psnr']:+.3f})")
+        row["metrics"] = {"command": f"truepix eval --task upscale --scale {info.scale} --degradation bicubic "
+                                     f"--data DIR --model {name} --model {args.model}", **metrics}
+        write_manifest([r for r in _rows(manifest) if r["name"] != name] + [row], manifest)
+    print(f"quantised {dst} ({dst.stat().st_size} bytes, sha256 {sha[:12]}...)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""INT8 models: the manifest's twins, the engine's choice of precision, the quantisation tool."""
+
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import photo_like
+from truepix.config import ConfigError, load_config
+from truepix.engine import models
+from truepix.engine.pipeline import EngineOptions, enhance
+from truepix.recipes import Recipe, Step
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _twins(table):
+    return {name: info.int8_model for name, info in table.items() if info.int8_model}
+
+
+def test_every_int8_twin_is_a_shipped_int8_row_with_its_float_rows_engine_keys():
+    table = models.load_manifest()
+    twins = _twins(table)
+    assert "upscale-x2" in twins, twins
+    for name, twin in twins.items():
+        f, q = table[name], table[twin]
+        assert q.precision == "int8" and q.float_model == name and f.precision == "float32"
+        models.verify(q)  # the file is there and matches its sha256
+        for key in ("task", "scale", "input", "transfer", "receptive_radius", "anchor", "anchor_block",
+                    "anchor_tolerance", "camera_anchor", "camera_anchor_tolerance", "kind_model"):
+            assert getattr(q, key) == getattr(f, key), (twin, key)
+        if f.clean_model:  # an adaptive twin hands clean files to the clean row's twin when there is one
+            assert q.clean_model == table[f.clean_model].int8_model or f.clean_model
+        metrics = q.extra["metrics"]
+        for data in ("Set5", "Set14", "BSD100"):  # measured on the int8 file, beside the float one
+            assert abs(metrics[data]["delta_psnr_y"]) <= 0.05, (twin, data, metrics[data])
+
+
+def test_with_precision_swaps_rows_under_their_own_names(monkeypatch):
+    table = models.load_manifest()
+    monkeypatch.setattr(models, "cpu_runs_int8_fast", lambda: True)
+    auto = models.with_precision(table, "auto", "cpu")
+    assert auto["upscale-x2"].name == "upscale-x2-int8" and auto["upscale-x2"].label == "upscale-x2-int8@1"
+    assert auto["demosaic"] is table["demosaic"]  # no twin: float
+    assert models.with_precision(table, "float32", "cpu") is table
+    monkeypatch.setattr(models, "cpu_runs_int8_fast", lambda: False)
+    assert models.with_precision(table, "auto", "cpu") is table  # no VNNI: float
+    assert models.with_precision(table, "int8", "cpu")["upscale-x2"].precision == "int8"  # asked for
+    # a GPU provider keeps float under auto (only where ONNX Runtime has one; else the CPU rule holds)
+    monkeypatch.setattr(models, "cpu_runs_int8_fast", lambda: True)
+    monkeypatch.setattr(models, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert models.with_precision(table, "auto", "auto") is table
+    with pytest.raises(ValueError, match="precision"):
+        models.with_precision(table, "fp8")
+
+
+def test_a_twin_missing_from_the_table_leaves_the_float_row():
+    table = models.load_manifest()
+    broken = {k: v for k, v in table.items() if k != "upscale-x2-int8"}
+    assert models.with_precision(broken, "int8")["upscale-x2"] is table["upscale-x2"]
+
+
+def test_config_precision_defaults_to_auto_and_is_checked(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    assert load_config(cfg).engine.precision == "auto"
+    cfg.write_text('[engine]\nprecision = "int8"\n')
+    assert load_config(cfg).engine.precision == "int8"
+    cfg.write_text('[engine]\nprecision = "half"\n')
+    with pytest.raises(ConfigError, match=r"engine.precision: must be auto, float32, int8, not 'half'"):
+        load_config(cfg)
+    assert EngineOptions().precision == "float32"  # the library runs what it is told
+
+
+def test_the_engine_runs_the_int8_file_and_it_stays_near_the_float_one():
+    """The real engine, tiled, guard on, both precisions on the same photo: the labels say which file
+    ran, and the int8 output is within a small fraction of an 8-bit step on average of the float one."""
+    model = "upscale-x2"
+    img = photo_like(96, 128, seed=11) ** 2.2
+    recipe = Recipe("t", (Step(model),))
+    f = enhance(img.copy(), None, recipe, EngineOptions(tile=64, precision="float32"))
+    q = enhance(img.copy(), None, recipe, EngineOptions(tile=64, precision="int8"))
+    assert f.models == [f"{model}@1"] and q.models == [f"{model}-int8@1"]
+    diff = np.abs(q.pixels ** (1 / 2.2) - f.pixels ** (1 / 2.2))
+    assert diff.mean() < 0.5 / 255 and diff.max() < 16 / 255, (diff.mean() * 255, diff.max() * 255)
+    psnr = 10 * np.log10(1 / np.mean(diff**2))
+    assert psnr > 45, psnr
+
+
+def test_the_default_recipe_runs_clean_files_int8_and_camera_files_float():
+    """The adaptive default has no int8 twin (8-bit activations put grain into the smooth bokeh its
+    camera mode leaves: docs/benchmarks.md, "INT8"), but the clean files it hands on go to
+    upscale-x2, whose twin runs."""
+    img = photo_like(64, 64, seed=2) ** 2.2
+    int8 = EngineOptions(tile=64, precision="int8")
+    clean = enhance(img.copy(), None, Recipe("t", (Step("upscale-x2-adaptive", {"input": "clean"}),)), int8)
+    camera = enhance(img.copy(), None, Recipe("t", (Step("upscale-x2-adaptive", {"input": "camera"}),)), int8)
+    assert clean.models == ["upscale-x2-int8@1"] and camera.models == ["upscale-x2-adaptive@1"]
+
+
+def test_quantize_tool_writes_a_twin_and_its_row(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from models.train import quantize
+
+    src = models.load_manifest()["upscale-x2"]
+    mdir = tmp_path / "models"
+    mdir.mkdir()
+    shutil.copy(src.path, mdir)
+    text = (src.path.parent / "manifest.toml").read_text()
+    start = text.index('[[models]]\nname = "upscale-x2"\n')
+    end = text.index("[[models]]", start + 10)
+    (mdir / "manifest.toml").write_text(text[start:end].replace('int8_model = "upscale-x2-int8"\n', ""))
+    data = tmp_path / "train"
+    data.mkdir()
+    import tifffile
+
+    for i in range(2):
+        tifffile.imwrite(data / f"{i}.tif", (photo_like(200, 200, seed=i) * 65535).astype(np.uint16),
+                         photometric="rgb")
+    monkeypatch.setenv("TRUEPIX_MODELS", str(mdir))  # the tool points the engine at its folder; undone after
+    assert quantize.main(["--model", "upscale-x2", "--data", str(data), "--patches", "4", "--side", "48",
+                          "--models-dir", str(mdir)]) == 0
+    table = models.load_manifest(mdir)
+    q = table["upscale-x2-int8"]
+    assert table["upscale-x2"].int8_model == "upscale-x2-int8"
+    assert q.precision == "int8" and q.scale == 2 and q.extra["quantisation"]["activations"] == "uint8"
+    models.verify(q)
+    import onnx
+
+    graph = onnx.load(q.path).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs[-1].input[1] in floats  # the tail, which writes the output pixels, stays float
+    assert all(c.input[1] not in floats for c in convs[:-1])  # the rest run on int8 weights
+    sess = models.session(q, "cpu", 1)
+    x = np.ascontiguousarray(photo_like(40, 40, seed=7).transpose(2, 0, 1)[None])  # sRGB-like, as calibrated
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    ref = models.session(table["upscale-x2"], "cpu", 1)
+    r = ref.run(None, {ref.get_inputs()[0].name: x})[0]
+    assert y.shape == (1, 3, 80, 80) and np.abs(y - r).mean() < 2 / 255
