@@ -156,3 +156,74 @@ def test_an_output_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
     _photos(tmp_path / "in")
     with pytest.raises(RayEngineError, match="cannot create the output folder"):
         process_on_ray(expand_inputs([str(tmp_path / "in")]), BUILTIN["upscale"], out_dir=tmp_path / "file" / "out")
+
+
+def test_the_ledger_knows_a_file_by_its_content_and_its_recipe_settings(tmp_path):
+    """A re-run skips a file whose mtime moved but whose bytes did not (sha256 in the ledger), and redoes
+    one whose bytes changed, or whose recipe changed under the same name."""
+    import dataclasses
+
+    from truepix.rayengine import Ledger, _key
+    from truepix.recipes import BUILTIN
+
+    src, out = tmp_path / "a.png", tmp_path / "a-truepix.tif"
+    src.write_bytes(b"pixels" * 100)
+    out.write_bytes(b"out")
+    recipe = BUILTIN["upscale"]
+    from truepix.service.jobs import file_sha256
+
+    row = {**_key(src, recipe), "status": "done", "output": str(out), "sha256": file_sha256(src)[0]}
+    (tmp_path / "ledger.jsonl").write_text(json.dumps(row) + "\n" + '{"cut by a cra')
+    book = Ledger(tmp_path / "ledger.jsonl")
+    assert book.finished(src, recipe) is not None
+    os.utime(src, ns=(1, 1))  # touched: same bytes
+    assert book.finished(src, recipe) is not None
+    assert book.finished(src, dataclasses.replace(recipe, guard=not recipe.guard)) is None  # other settings
+    src.write_bytes(b"PIXELS" * 100)  # same size, other bytes
+    os.utime(src, ns=(2, 2))
+    assert book.finished(src, recipe) is None
+    out.unlink()
+    assert book.finished(src, recipe) is None
+
+
+def test_a_worker_retries_a_transient_failure_and_not_a_bad_file(tmp_path, monkeypatch):
+    """``FileWorker.run`` without a cluster: an EIO on a network share is tried again (and noted),
+    a corrupt file fails at once with its reason."""
+    import errno
+
+    from truepix import rayengine
+    from truepix.process import FileResult, is_transient
+    from truepix.rayengine import FileWorker, Job
+    from truepix.recipes import BUILTIN
+
+    calls = []
+
+    def flaky(path, job):
+        calls.append(path.name)
+        if path.name == "share.png" and len(calls) < 2:
+            return FileResult(source=str(path), status="failed", error="share.png: input/output error",
+                              transient=True)
+        if path.name == "bad.png":
+            return FileResult(source=str(path), status="failed", error="bad.png: not an image")
+        return FileResult(source=str(path), status="done", output=str(path) + ".tif")
+
+    monkeypatch.setattr(rayengine, "run_file", flaky)
+    monkeypatch.setattr(rayengine, "RETRY_BACKOFF", (0.0,))
+    worker = FileWorker(Job(BUILTIN["upscale"], None, rayengine.EngineOptions(threads=1)))
+    res = worker.run(tmp_path / "share.png")
+    assert res.status == "done" and calls == ["share.png", "share.png"] and "try 2" in res.notes[-1]
+    calls.clear()
+    res = worker.run(tmp_path / "bad.png")
+    assert res.status == "failed" and calls == ["bad.png"] and not res.notes
+    # what counts as transient: the OSError a truepix error was raised from, not the wrapper's words
+    from truepix.errors import ImageWriteError
+
+    try:
+        try:
+            raise OSError(errno.EIO, "Input/output error")
+        except OSError:
+            raise ImageWriteError(tmp_path / "x.tif", "cannot write output") from None
+    except ImageWriteError as e:
+        assert is_transient(e)
+    assert not is_transient(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_transient(PermissionError(errno.EACCES, "denied")) and is_transient(MemoryError())

@@ -10,6 +10,7 @@ touched and nothing is left behind for a file that failed.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import pathlib
@@ -42,9 +43,32 @@ class FileResult:
     width: int | None = None
     height: int | None = None
     notes: list[str] = field(default_factory=list)
+    transient: bool = False  # failed for a reason that may pass (``is_transient``): worth another try
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# errno values of failures that a retry a moment later, or on another node, may not meet: an I/O
+# error or a stale handle on a network share, a timeout, a busy or briefly unavailable resource
+TRANSIENT_ERRNOS = frozenset(getattr(errno, n) for n in ("EIO", "ESTALE", "ETIMEDOUT", "EAGAIN", "EBUSY", "EINTR",
+                                                         "ECONNRESET", "ECONNABORTED", "EHOSTUNREACH", "ENOLCK")
+                             if hasattr(errno, n))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from: truepix's errors wrap the OSError they met) is a
+    failure worth retrying: out of memory (another job may have held it) or a ``TRANSIENT_ERRNOS``
+    OSError.  A corrupt file, a full disk, a permission are not: retrying would only fail again."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def expand_inputs(args: Iterable[str]) -> list[tuple[pathlib.Path, str | None]]:
@@ -253,7 +277,8 @@ def process_file(
     except Skip as e:
         result = FileResult(source=str(source), status="skipped", error=str(e))
     except (TruepixError, MemoryError, OSError) as e:
-        result = FileResult(source=str(source), status="failed", error=failure_message(e, source))
+        result = FileResult(source=str(source), status="failed", error=failure_message(e, source),
+                            transient=is_transient(e))
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 

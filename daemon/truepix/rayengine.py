@@ -69,9 +69,16 @@ class Job:
     force: bool = False
 
 
+RETRIES = 2              # more tries for a file that failed for a transient reason (process.is_transient)
+RETRY_BACKOFF = (1.0, 4.0)  # seconds before each
+
+
 def _key(path: pathlib.Path, recipe: Recipe) -> dict:
+    from truepix.service.jobs import recipe_key
+
     st = path.stat()
-    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "recipe": recipe.name}
+    return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "recipe": recipe.name,
+            "recipe_sha256": recipe_key(recipe)}
 
 
 class Ledger:
@@ -91,15 +98,29 @@ class Ledger:
         self.fh = None
 
     def finished(self, path: pathlib.Path, recipe: Recipe) -> dict | None:
-        """The ledger's done row for this very file and recipe whose output still exists, or None."""
+        """The ledger's done row for this file and this recipe (its settings, not only its name) whose
+        output still exists, or None.  The same size and mtime say "the same file" at once; a file
+        whose mtime moved (copied back, touched by a sync tool) is the same when its content is: its
+        sha256 equals the row's."""
         try:
             key = _key(path, recipe)
         except OSError:
             return None
         row = self.done.get(key["source"])
-        if row is None or any(row.get(k) != v for k, v in key.items()):
+        if row is None or not (row.get("output") and os.path.exists(row["output"])):
             return None
-        return row if row.get("output") and os.path.exists(row["output"]) else None
+        if any(row.get(k) != key[k] for k in ("recipe", "recipe_sha256", "size")):
+            return None
+        if row.get("mtime_ns") == key["mtime_ns"]:
+            return row
+        if not row.get("sha256"):
+            return None
+        from truepix.service.jobs import file_sha256
+
+        try:
+            return row if file_sha256(path)[0] == row["sha256"] else None
+        except OSError:
+            return None
 
     def add(self, row: dict) -> None:
         if self.fh is None:
@@ -149,19 +170,44 @@ class FileWorker:
 
     def __call__(self, batch: dict) -> dict:
         rows = {k: [] for k in ("source", "status", "output", "error", "seconds", "width", "height",
-                                "fidelity", "notes", "node", "pid")}
+                                "fidelity", "notes", "node", "pid", "sha256")}
         for src in batch["path"]:
             fault = os.environ.get("TRUEPIX_RAY_PIDS")
             if fault:  # tests: where each worker process is at, to be killed mid-file
                 pathlib.Path(fault, f"{os.getpid()}").write_text(src)
-            res = run_file(pathlib.Path(src), self.job)
+            res = self.run(pathlib.Path(src))
             for k in ("source", "status", "output", "error", "seconds", "width", "height"):
                 rows[k].append(getattr(res, k))
             rows["fidelity"].append(json.dumps(res.fidelity))
             rows["notes"].append(json.dumps(res.notes))
             rows["node"].append(self.node)
             rows["pid"].append(os.getpid())
+            rows["sha256"].append(self.digest(pathlib.Path(src)) if res.status == "done" else "")
         return rows
+
+    def run(self, path: pathlib.Path) -> FileResult:
+        """``run_file``, tried again (``RETRIES`` times, after ``RETRY_BACKOFF``) when it failed for a
+        transient reason; a file that fails for good fails at once, with its reason."""
+        for attempt in range(RETRIES + 1):
+            res = run_file(path, self.job)
+            if res.status != "failed" or not res.transient or attempt == RETRIES:
+                break
+            time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
+        if attempt and res.status == "failed":
+            res.notes.append(f"failed {attempt + 1} times for a reason that may pass; given up")
+        elif attempt:
+            res.notes.append(f"done on try {attempt + 1}, after a failure that passed")
+        return res
+
+    @staticmethod
+    def digest(path: pathlib.Path) -> str:
+        """The source's sha256 for the ledger (read while it is still in the page cache), or ""."""
+        from truepix.service.jobs import file_sha256
+
+        try:
+            return file_sha256(path)[0]
+        except OSError:
+            return ""
 
 
 def preflight(ray, paths: list[pathlib.Path], out_dir: pathlib.Path | None) -> None:
@@ -273,7 +319,7 @@ def process_on_ray(
             if res.status == "done":
                 try:
                     book.add({**_key(pathlib.Path(res.source), recipe), "status": "done", "output": res.output,
-                              "seconds": res.seconds, "node": row["node"]})
+                              "seconds": res.seconds, "node": row["node"], "sha256": row["sha256"]})
                 except OSError:
                     pass  # the source vanished meanwhile: nothing to skip next time
             if on_result is not None:
