@@ -12,8 +12,9 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", help="auto (GPU if any), cpu, cuda, directml, coreml (default: config, auto)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: config, 0 = one per core)")
     p.add_argument("--tile", type=int, help="tile side in input pixels; memory grows with it (default: config, 512)")
-    p.add_argument("--precision", choices=["auto", "float32", "int8"],
-                   help="a model's int8 file or its float one; auto: int8 on a CPU with VNNI (default: config, auto)")
+    p.add_argument("--precision", choices=["auto", "float32", "float16", "int8"],
+                   help="which file of a model runs; auto: int8 on a CPU with VNNI, float16 on a GPU (default: "
+                        "config, auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:

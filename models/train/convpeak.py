@@ -89,10 +89,12 @@ def main() -> int:
     print(f"wrote {f32} and {i8}")
     manifest = MODELS_DIR / "manifest.toml"
     rows = _rows(manifest)
+    files = {r["name"]: r["file"] for r in rows}
     for row in rows:
         if row["task"] == "classify":  # pooled to one answer: no per-pixel figure
             continue
-        row["macs_per_input_pixel"] = macs_per_input_pixel(MODELS_DIR / row["file"])
+        # a twin does its float model's arithmetic (counted on the float file, which sizes cleanly)
+        row["macs_per_input_pixel"] = macs_per_input_pixel(MODELS_DIR / files[row.get("float_model", row["name"])])
         print(f"{row['name']}: {row['macs_per_input_pixel']} multiply-accumulates per input pixel")
     write_manifest(rows, manifest)
     return 0

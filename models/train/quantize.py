@@ -38,6 +38,18 @@ _SHARED = ("version", "task", "scale", "input", "transfer", "receptive_radius", 
            "noise_map_scale", "kind_model", "output", "arch", "parameters")
 
 
+def twin_row(float_row: dict, rows: list[dict], name: str, path: pathlib.Path, sha: str, precision: str,
+             suffix: str) -> dict:
+    """A twin's manifest row: its file, the float row's engine keys, ``precision`` and ``float_model``;
+    an adaptive row's ``clean_model`` names the clean row's twin of the same suffix when there is one."""
+    row = {"name": name, "file": path.name, "sha256": sha, "precision": precision, "float_model": float_row["name"]}
+    row.update({k: float_row[k] for k in _SHARED if k in float_row})
+    if float_row.get("clean_model"):
+        clean = float_row["clean_model"]
+        row["clean_model"] = clean + suffix if any(r["name"] == clean + suffix for r in rows) else clean
+    return row
+
+
 def _images(dirs: list[pathlib.Path]) -> list[pathlib.Path]:
     files = sorted(p for d in dirs for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -204,11 +216,7 @@ def main(argv=None) -> int:
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     rows = _rows(manifest)
     float_row = next(r for r in rows if r["name"] == args.model)
-    row = {"name": name, "file": dst.name, "sha256": sha, "precision": "int8", "float_model": args.model}
-    row.update({k: float_row[k] for k in _SHARED if k in float_row})
-    if float_row.get("clean_model"):  # an adaptive row hands clean files to the clean row's int8 twin when it has one
-        clean = float_row["clean_model"]
-        row["clean_model"] = clean + args.suffix if any(r["name"] == clean + args.suffix for r in rows) else clean
+    row = twin_row(float_row, rows, name, dst, sha, "int8", args.suffix)
     row["exported"] = datetime.date.today().isoformat()
     command = "python -m models.train.quantize " + shlex.join(argv if argv is not None else sys.argv[1:])
     row["quantisation"] = {

@@ -93,9 +93,11 @@ class ModelInfo:
     kind_model: str = ""            # rgb+kind: the estimator that decides input = "auto"
     clean_model: str = ""           # rgb+kind: the row clean files go to instead
     output: str = ""                # what the network returns, when not an image (a classifier)
-    # INT8 (models/train/quantize.py): a float row names its int8 twin; the twin says what it is.
+    # Twins (models/train/quantize.py, half.py): a float row names its int8 and float16 twins; a twin
+    # says what it is and whose twin.
     int8_model: str = ""
-    precision: str = "float32"      # float32 | int8
+    fp16_model: str = ""
+    precision: str = "float32"      # float32 | int8 | float16
     float_model: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -207,7 +209,7 @@ def verify(model: ModelInfo) -> None:
         )
 
 
-PRECISIONS = ("auto", "float32", "int8")
+PRECISIONS = ("auto", "float32", "float16", "int8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -223,35 +225,37 @@ def cpu_runs_int8_fast() -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
-def use_int8(precision: str, provider: str) -> tuple[bool, str]:
-    """Whether rows with an int8 twin run it, and why: "int8" always; "float32" never; "auto" on the CPU
-    provider of a CPU that runs int8 fast (``cpu_runs_int8_fast``), not on a GPU (whose float16/32
-    kernels are the fast ones there)."""
-    if precision == "int8":
-        return True, "int8 (configured)"
-    if precision == "float32":
-        return False, "float32 (configured)"
-    if choose_providers(provider)[0][0] != "CPUExecutionProvider":
-        return False, "float32 (auto: a GPU provider)"
+def chosen_precision(precision: str, provider: str) -> tuple[str, str]:
+    """Which twin rows run ("float32", "int8" or "float16") and why.  "auto": float16 on a GPU provider
+    (tensor cores run it at several times float32), int8 on the CPU provider of a CPU with VNNI
+    (``cpu_runs_int8_fast``), float32 elsewhere; anything else: as configured."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision, f"{precision} (configured)"
+    first = choose_providers(provider)[0][0]
+    if first != "CPUExecutionProvider":
+        return "float16", f"float16 (auto: {first})"
     if not cpu_runs_int8_fast():
-        return False, "float32 (auto: this CPU has no VNNI int8 dot product)"
-    return True, "int8 (auto: the CPU provider on a CPU with VNNI)"
+        return "float32", "float32 (auto: this CPU has no VNNI int8 dot product)"
+    return "int8", "int8 (auto: the CPU provider on a CPU with VNNI)"
 
 
 def with_precision(table: dict[str, ModelInfo], precision: str = "auto",
                    provider: str = "auto") -> dict[str, ModelInfo]:
-    """``table`` with each float row that names an int8 twin replaced, under its own name, by the twin
-    when ``use_int8`` says so: recipes, clean-model hand-offs and output labels (``name-int8@v``)
-    then follow without knowing of precision.  A twin missing from the table leaves the float row."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
-    fast, why = use_int8(precision, provider)
-    if not fast:
+    """``table`` with each float row that names a twin of the chosen precision (``chosen_precision``)
+    replaced, under its own name, by the twin: recipes, clean-model hand-offs and output labels
+    (``name-int8@v``) then follow without knowing of precision.  A row without that twin, or whose
+    twin is missing from the table, runs float."""
+    chosen, why = chosen_precision(precision, provider)
+    if chosen == "float32":
         return table
+    field_name = "int8_model" if chosen == "int8" else "fp16_model"
     swapped = dict(table)
     for name, info in table.items():
-        twin = table.get(info.int8_model) if info.int8_model else None
-        if twin is not None and twin.precision == "int8":
+        twin_name = getattr(info, field_name)
+        twin = table.get(twin_name) if twin_name else None
+        if twin is not None and twin.precision == chosen:
             swapped[name] = twin
     if why not in _announced:
         _announced.add(why)
