@@ -78,12 +78,14 @@ def calibration_inputs(info, files: list[pathlib.Path], count: int, side: int, s
         if tries > 100 * count:
             sys.exit(f"quantize: too few images of at least {hr} pixels a side for {count} patches (lower --side)")
         path = files[int(rng.integers(len(files)))]
-        img = read_image(path).pixels
+        decoded = read_image(path)
+        img = np.clip(decoded.pixels[:, :, :3], 0, 1).astype(np.float32)
         if img.shape[2] == 1:
             img = np.repeat(img, 3, axis=2)
-        from truepix.colour import linear_to_srgb
+        if decoded.transfer != "srgb":  # the teachers are sRGB-encoded, as a file holds them
+            from truepix.colour import linear_to_srgb
 
-        img = linear_to_srgb(np.clip(img[:, :, :3], 0, 1).astype(np.float32))
+            img = linear_to_srgb(img)
         if min(img.shape[:2]) < hr:
             continue
         y, x = int(rng.integers(img.shape[0] - hr + 1)), int(rng.integers(img.shape[1] - hr + 1))
