@@ -283,8 +283,8 @@ def test_the_manifest_is_parsed_once_until_it_changes(tmp_path, monkeypatch):
         models.get_model("denoise", tmp_path)
     assert len(parses) == 1
     text = (tmp_path / "manifest.toml").read_text()
-    assert text.count("noise_map_scale = 4.0") == 1
-    (tmp_path / "new.toml").write_text(text.replace("noise_map_scale = 4.0", "noise_map_scale = 5.0"))
+    assert text.index("noise_map_scale = 4.0") < text.index('name = "denoise-fp16"')  # the denoise row's
+    (tmp_path / "new.toml").write_text(text.replace("noise_map_scale = 4.0", "noise_map_scale = 5.0", 1))
     (tmp_path / "new.toml").replace(tmp_path / "manifest.toml")  # as models/train/export.py rewrites it
     assert models.get_model("denoise", tmp_path).noise_map_scale == 5.0  # a rewritten manifest is read again
     assert len(parses) == 2

@@ -102,10 +102,11 @@ def test_the_default_recipe_runs_clean_files_int8_and_camera_files_float():
     assert clean.models == ["upscale-x2-int8@1"] and camera.models == ["upscale-x2-adaptive@1"]
 
 
-def test_quantize_tool_writes_a_twin_and_its_row(tmp_path, monkeypatch):
+def test_quantize_tool_writes_a_twin_and_its_row(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from models.train import quantize
+    import subprocess
+    import sys
 
     src = models.load_manifest()["upscale-x2"]
     mdir = tmp_path / "models"
@@ -122,9 +123,10 @@ def test_quantize_tool_writes_a_twin_and_its_row(tmp_path, monkeypatch):
     for i in range(2):
         tifffile.imwrite(data / f"{i}.tif", (photo_like(200, 200, seed=i) * 65535).astype(np.uint16),
                          photometric="rgb")
-    monkeypatch.setenv("TRUEPIX_MODELS", str(mdir))  # the tool points the engine at its folder; undone after
-    assert quantize.main(["--model", "upscale-x2", "--data", str(data), "--patches", "4", "--side", "48",
-                          "--models-dir", str(mdir)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "models.train.quantize", "--model", "upscale-x2", "--data", str(data),
+                           "--patches", "4", "--side", "48", "--models-dir", str(mdir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     table = models.load_manifest(mdir)
     q = table["upscale-x2-int8"]
     assert table["upscale-x2"].int8_model == "upscale-x2-int8"
