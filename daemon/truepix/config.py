@@ -9,6 +9,7 @@ with its default.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pathlib
@@ -55,9 +56,12 @@ def default_hot_folder() -> pathlib.Path:
     return user_pictures_path() / "truepix"
 
 
+APP_ENGINE = EngineOptions(precision="auto")  # the app's [engine] defaults: the library's, but precision auto
+
+
 @dataclass(frozen=True)
 class Config:
-    engine: EngineOptions = EngineOptions(precision="auto")
+    engine: EngineOptions = APP_ENGINE
     recipes: dict[str, Recipe] = field(default_factory=lambda: dict(BUILTIN))
     path: pathlib.Path | None = None
     server: ServerOptions = ServerOptions()
@@ -110,7 +114,7 @@ def _engine(table: object, where: str) -> EngineOptions:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError(f"{where}: engine.{key}: must be {kind.__name__}, not {value!r}")
         values[key] = value
-    opts = EngineOptions(**{"precision": "auto", **values})
+    opts = dataclasses.replace(APP_ENGINE, **values)
     if not _provider_ok(opts.provider):
         from truepix.engine.models import PROVIDER_ALIASES
 

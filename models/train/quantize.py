@@ -152,29 +152,30 @@ def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, 
         )
 
 
-def record_metrics(manifest: pathlib.Path, float_name: str, name: str, files: list[pathlib.Path]) -> int:
-    """The twin's ``metrics`` from eval JSON files that ran it beside its float row: PSNR-Y and SSIM-Y of
-    both and the difference, per data set (and degradation, when not the bicubic protocol)."""
-    import json
-
+def record_metrics(manifest: pathlib.Path, float_name: str, name: str, results: list[dict]) -> int:
+    """The twin's ``metrics`` from ``truepix eval`` results (its JSON, or ``evaluate_upscale``'s dict)
+    that ran it beside its float row: PSNR-Y and SSIM-Y of both and the difference, per data set (and
+    degradation, when not the bicubic protocol)."""
     rows = _rows(manifest)
     row = next((r for r in rows if r["name"] == name), None)
     if row is None:
         sys.exit(f"quantize: {manifest} has no row {name}; quantise first")
     metrics, commands = dict(row.get("metrics", {})), []
-    for path in files:
-        res = json.loads(path.read_text())
+    metrics.pop("command", None)
+    for res in results:
         shas = res.get("model_files", {})
         if name in shas and shas[name].get("sha256", row["sha256"]) != row["sha256"]:
-            sys.exit(f"quantize: {path} measured another {name} file than the manifest's")
+            sys.exit(f"quantize: {res.get('json', 'an evaluation')} measured another {name} file than the manifest's")
         q, f = res["results"][name], res["results"][float_name]
         key = res["dataset"] if res["degradation"] == "bicubic" else f"{res['dataset']}-{res['degradation']}"
         metrics[key] = {"psnr_y": q["psnr"], "ssim_y": q["ssim"], "float_psnr_y": f["psnr"], "float_ssim_y": f["ssim"],
-                        "delta_psnr_y": round(q["psnr"] - f["psnr"], 3), "json": str(path)}
-        commands.append(res["command"])
+                        "delta_psnr_y": round(q["psnr"] - f["psnr"], 3)}
+        if res.get("json"):
+            metrics[key]["json"] = res["json"]
+        commands.append(res.get("command") or f"truepix eval --task upscale --scale {res['scale']} --degradation "
+                                                f"{res['degradation']} --data DIR --model {name} --model {float_name}")
         print(f"{key}: int8 {q['psnr']:.3f} dB, float {f['psnr']:.3f} dB ({q['psnr'] - f['psnr']:+.3f})")
-    metrics["command"] = "; ".join(dict.fromkeys(commands))
-    row["metrics"] = {"command": metrics.pop("command"), **metrics}
+    row["metrics"] = {"command": "; ".join(dict.fromkeys(commands)), **metrics}
     write_manifest(rows, manifest)
     return 0
 
@@ -209,7 +210,10 @@ def main(argv=None) -> int:
     info = models.get_model(args.model, args.models_dir)
     name = args.model + args.suffix
     if args.metrics_json:
-        return record_metrics(manifest, args.model, name, args.metrics_json)
+        import json
+
+        results = [{**json.loads(path.read_text()), "json": str(path)} for path in args.metrics_json]
+        return record_metrics(manifest, args.model, name, results)
     dst = args.models_dir / f"{name}.onnx"
     inputs = calibration_inputs(info, _images(args.data), args.patches, args.side, args.seed, args.resized_share)
     quantize(info.path, dst, inputs, method=args.method, activations=args.activations,
@@ -235,20 +239,11 @@ def main(argv=None) -> int:
     rows = [r for r in rows if r["name"] != name]
     write_manifest(rows + [row], manifest)
     if args.eval:
-        from truepix.engine.pipeline import EngineOptions
         from truepix.evaluate.sr import evaluate_upscale
 
-        metrics = {}
-        for data in args.eval:
-            res = evaluate_upscale(data, info.scale, models=[name, args.model], degradation="bicubic",
-                                   options=EngineOptions(precision="float32"))  # each row as named
-            q, f = res["results"][name], res["results"][args.model]
-            metrics[data.name] = {"psnr_y": q["psnr"], "ssim_y": q["ssim"], "float_psnr_y": f["psnr"],
-                                  "float_ssim_y": f["ssim"], "delta_psnr_y": round(q["psnr"] - f["psnr"], 3)}
-            print(f"{data.name}: int8 {q['psnr']:.3f} dB, float {f['psnr']:.3f} dB ({q['psnr'] - f['psnr']:+.3f})")
-        row["metrics"] = {"command": f"truepix eval --task upscale --scale {info.scale} --degradation bicubic "
-                                     f"--data DIR --model {name} --model {args.model}", **metrics}
-        write_manifest([r for r in _rows(manifest) if r["name"] != name] + [row], manifest)
+        # each row as named (the library's default precision), both in one run
+        record_metrics(manifest, args.model, name, [evaluate_upscale(data, info.scale, models=[name, args.model])
+                                                    for data in args.eval])
     print(f"quantised {dst} ({dst.stat().st_size} bytes, sha256 {sha[:12]}...)")
     return 0
 

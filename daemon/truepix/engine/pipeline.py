@@ -34,8 +34,9 @@ class EngineOptions:
     tile: int = 512
     overlap: int = 8
     memory_limit_mb: int = 0  # 0: three quarters of the machine's RAM
-    # auto | float32 | int8: which of a model's files runs (models.with_precision).  The app's default,
-    # from the config, is "auto"; a library caller that says nothing runs the rows it names, float.
+    # auto | float32 | float16 | int8: which of a model's files runs (models.with_precision).  The
+    # app's default (config.APP_ENGINE) is "auto"; a library caller that says nothing -- eval, bench,
+    # tests -- runs the rows it names, float.
     precision: str = "float32"
 
 

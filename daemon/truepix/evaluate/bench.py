@@ -65,7 +65,7 @@ def _raw_case(method: str, path: pathlib.Path, tile: int, threads: int, provider
             from truepix.process import process_file
             from truepix.recipes import BUILTIN
 
-            options = EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32")
+            options = EngineOptions(provider=provider, threads=threads, tile=tile)
             res = process_file(path, dataclasses.replace(BUILTIN["develop"], output=pathlib.Path(tmp)), options=options)
             if res.status != "done":
                 raise EvalError(res.error)
@@ -155,7 +155,7 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
         info = models.get_model(method)
         scale = info.scale
         recipe = Recipe(method, (Step(method),))
-        options = EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32")
+        options = EngineOptions(provider=provider, threads=threads, tile=tile)
         run = lambda: enhance(img, None, recipe, options)  # noqa: E731
     best = math.inf
     for _ in range(repeat):
@@ -203,7 +203,7 @@ def _file_case(method: str, megapixels: float, tile: int, threads: int, provider
         del img  # the process now starts from the file alone, as `truepix process` does
         t0 = time.perf_counter()
         res = process_file(src, Recipe(name, (Step(name),)),
-                           options=EngineOptions(provider=provider, threads=threads, tile=tile, precision="float32"))
+                           options=EngineOptions(provider=provider, threads=threads, tile=tile))
         seconds = time.perf_counter() - t0
         if res.status != "done":
             raise EvalError(res.error)
