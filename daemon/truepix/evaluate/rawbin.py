@@ -87,8 +87,9 @@ def develop(mosaic: np.ndarray, pattern: str, wb: np.ndarray, rgb_cam: np.ndarra
 
     mosaic: normalised raw (0 = black, 1 = white level, as ``read_mosaic`` gives it).  As-shot white
     balance per site, clipped at white (highlights stay neutral), Menon 2007 demosaic, camera RGB ->
-    linear sRGB (``RawMosaic.rgb_cam``), clip, sRGB curve.  Nothing is clipped at black before the
-    matrix, so noise keeps its mean.
+    linear sRGB (``RawMosaic.rgb_cam``: a camera without a matrix gets ``io.rawcolour``'s fallback,
+    the one the develop recipes use, not a grey identity), clip, sRGB curve.  Nothing is clipped at
+    black before the matrix, so noise keeps its mean.
     """
     from truepix.evaluate.independent import menon_demosaic
 

@@ -13,7 +13,8 @@ Two ways in:
 
 rawpy's ``rgb_xyz_matrix`` comes from LibRaw's built-in camera table and is all zeros for a camera
 it does not know, even when a DNG carries ColorMatrix1: the DNG colour tags are read with tifffile
-then, and kept verbatim for the linear DNG writer (``io/dng.py``).
+then, and kept verbatim for the linear DNG writer (``io/dng.py``).  A camera with neither still gets
+colour: ``io/rawcolour.py``'s fallback, named in ``RawMosaic.colour_source``.
 """
 
 from __future__ import annotations
@@ -25,22 +26,13 @@ import numpy as np
 
 from ..colour import SRGB_TO_XYZ  # sRGB (D65) primaries -> CIE XYZ, IEC 61966-2-1
 from .hints import RAW_DEVELOPMENT
+from .rawcolour import colour_note, fallback_cam_xyz
 from .samples import ReadFailure, Samples
 
 # LibRaw's sizes.flip -> the EXIF orientation it has applied to the output.
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
 
-# DNG colour tags copied verbatim into a linear DNG made from a DNG (they describe the same camera
-# RGB the output keeps): code -> tifffile name.
-DNG_COLOUR_TAGS = {
-    50721: "ColorMatrix1", 50722: "ColorMatrix2", 50723: "CameraCalibration1", 50724: "CameraCalibration2",
-    50727: "AnalogBalance", 50778: "CalibrationIlluminant1", 50779: "CalibrationIlluminant2",
-    50964: "ForwardMatrix1", 50965: "ForwardMatrix2", 50730: "BaselineExposure", 50731: "BaselineNoise",
-    50732: "BaselineSharpness", 50931: "CameraCalibrationSignature", 50932: "ProfileCalibrationSignature",
-    50936: "ProfileName", 50941: "ProfileEmbedPolicy", 50942: "ProfileCopyright",
-}
 ILLUMINANT_D65 = 21
-
 
 class NotBayer(ReadFailure):
     """The RAW file is readable but is not a Bayer mosaic the demosaic network can develop.
@@ -61,15 +53,18 @@ class RawMosaic:
                   None for the LibRaw fallback (``develop_libraw``), which fills ``rgb`` instead.
     pattern:      the 2x2 CFA over the mosaic's first rows and columns, e.g. "RGGB".
     wb:           as-shot white-balance multipliers (R, G, B), G = 1.
-    cam_xyz:      3x3 XYZ (D65 white) -> camera RGB, or None when neither LibRaw nor the file knows it.
+    cam_xyz:      3x3 XYZ (D65 white) -> camera RGB (before white balance), or None (no colour facts,
+                  e.g. a hand-made RawMosaic: camera RGB is then taken for sRGB).
+    colour_source: where cam_xyz came from, a key of ``rawcolour.COLOUR_SOURCES`` ("" when None).
     iso, exposure_time, f_number, focal_length: from the file (0 when absent).
     noise_profile: (scale, offset) of the DNG NoiseProfile averaged over the planes: variance of a
                   normalised value x is scale * x + offset.  None when the file has none.
     orientation:  EXIF orientation (1..8) of the sensor data.
     crop:         (top, left, height, width) of the default crop inside the mosaic, or None.
     make, model, unique_camera_model: names for the DNG.
-    dng_tags:     the source DNG's colour tags {code: (name, value, tiff type, count)} (empty for
-                  other RAWs), as tifffile reads them (rationals flat: num, den, num, den...).
+    dng_tags:     the source DNG's own tags {code: (name, value, tiff type, count)} (empty for
+                  other RAWs), as tifffile reads them (rationals flat: num, den, num, den...);
+                  ``io.dng.SOURCE_TAGS`` says which a linear DNG carries.
     notes:        what was done differently from the recipe, one sentence each.
     rgb:          float32 (H, W, 3) white-balanced camera RGB (LibRaw fallback only).
     """
@@ -92,6 +87,7 @@ class RawMosaic:
     dng_tags: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rgb: np.ndarray | None = None
+    colour_source: str = ""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,7 +96,7 @@ class RawMosaic:
     def rgb_cam(self) -> np.ndarray:
         """3x3 white-balanced camera RGB -> linear sRGB (dcraw's construction: the camera matrix
         times sRGB -> XYZ, rows normalised so white maps to white, inverted).  The identity when
-        the camera's matrix is unknown."""
+        ``cam_xyz`` is None."""
         if self.cam_xyz is None:
             return np.eye(3)
         cam_rgb = self.cam_xyz @ SRGB_TO_XYZ
@@ -160,19 +156,26 @@ def decode(path, check_size) -> Samples:
 
 
 def _dng_tags(path) -> dict:
-    """The colour tags and a few names of a DNG's first IFD, {code: (name, value, type, count)};
-    {} if not a DNG."""
+    """A DNG's own tags, {code: (name, value, tiff type, count)}, as tifffile reads them; {} if not
+    a DNG.  Every DNG-range tag (50706 and up) of IFD0 and of the raw IFD (the full-resolution
+    image, IFD0 or one of its SubIFDs: its values win), plus Make, Model and ISO.  Which of them a
+    linear DNG made from this file carries is ``io.dng.SOURCE_TAGS``' decision."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            tags = tif.pages.first.tags
+            first = tif.pages.first
+            tags = first.tags
             if 50706 not in tags:  # DNGVersion
                 return {}
-            wanted = {**DNG_COLOUR_TAGS, 50708: "UniqueCameraModel", 50728: "AsShotNeutral",
-                      51041: "NoiseProfile", 271: "Make", 272: "Model", 34855: "ISOSpeedRatings"}
-            found = {code: (name, tags[code].value, int(tags[code].dtype), tags[code].count)
-                     for code, name in wanted.items() if code in tags}
+            ifds = [first]
+            if tags.get(254) is not None and tags[254].value != 0:  # IFD0 is a preview: the raw is a SubIFD
+                ifds += [sub for sub in (first.pages or []) if 254 in sub.tags and sub.tags[254].value == 0][:1]
+            found = {}
+            for ifd in ifds:
+                for tag in ifd.tags.values():
+                    if tag.code >= 50706 or tag.code in (271, 272, 34855):
+                        found[tag.code] = (tag.name, tag.value, int(tag.dtype), tag.count)
             exif = tags[34665].value if 34665 in tags else None  # the EXIF IFD, parsed by tifffile
             if 34855 not in found and isinstance(exif, dict) and "ISOSpeedRatings" in exif:
                 found[34855] = ("ISOSpeedRatings", exif["ISOSpeedRatings"], 3, 1)
@@ -218,9 +221,10 @@ def _dng_cam_xyz(tags: dict) -> np.ndarray | None:
 def _describe(raw, path: pathlib.Path, tags: dict) -> dict:
     """The RawMosaic fields shared by the network path and the LibRaw fallback."""
     other = raw.other
-    cam_xyz = np.asarray(raw.rgb_xyz_matrix, np.float64)[:3]
+    # LibRaw's matrix is the DNG's own ColorMatrix when the file has one (LibRaw reads it then)
+    cam_xyz, colour_source = np.asarray(raw.rgb_xyz_matrix, np.float64)[:3], "dng" if 50721 in tags else "libraw"
     if not np.any(cam_xyz):
-        cam_xyz = _dng_cam_xyz(tags)
+        cam_xyz, colour_source = _dng_cam_xyz(tags), "dng"
     wb = np.asarray(raw.camera_whitebalance, np.float64)[:3]
     if not np.all(wb > 0) and 50728 in tags:  # AsShotNeutral: the camera's reading of white
         neutral = _rationals(tags[50728][1])
@@ -231,6 +235,10 @@ def _describe(raw, path: pathlib.Path, tags: dict) -> dict:
     if not np.all(wb > 0):
         wb = np.ones(3)
     wb = wb / wb[1]
+    notes = []
+    if cam_xyz is None:
+        cam_xyz, colour_source = fallback_cam_xyz(path, wb)
+        notes.append(colour_note(colour_source))
     noise = None
     if 51041 in tags:
         v = np.asarray(tags[51041][1], np.float64).ravel()
@@ -243,7 +251,7 @@ def _describe(raw, path: pathlib.Path, tags: dict) -> dict:
         value = np.asarray(tags[34855][1]).ravel()
         iso = float(value[0]) if value.size else 0.0
     return dict(
-        path=path, wb=wb, cam_xyz=cam_xyz, iso=iso,
+        path=path, wb=wb, cam_xyz=cam_xyz, colour_source=colour_source, notes=notes, iso=iso,
         exposure_time=float(other.shutter_speed or 0.0), f_number=float(other.aperture or 0.0),
         focal_length=float(other.focal_length or 0.0), noise_profile=noise,
         orientation=_FLIP_TO_EXIF.get(raw.sizes.flip, 1), make=make, model=model,
@@ -306,11 +314,7 @@ def read_mosaic(path, check_size=lambda w, h: None) -> RawMosaic:
                 site *= np.float32(1.0 / (white[c] - black[c]))
         info = _describe(raw, path, tags)
         crop = _crop(raw)
-    mos = RawMosaic(mosaic=mosaic, pattern=pattern, crop=crop, **info)
-    if mos.cam_xyz is None:
-        mos.notes.append("the camera's colour matrix is unknown (not in LibRaw's table, no DNG ColorMatrix): "
-                         "colours are left in camera RGB, treated as sRGB")
-    return mos
+    return RawMosaic(mosaic=mosaic, pattern=pattern, crop=crop, **info)
 
 
 def develop_libraw(path, check_size=lambda w, h: None, algorithm: str = "AHD") -> RawMosaic:
