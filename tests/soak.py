@@ -68,7 +68,7 @@ from daemon_proc import DaemonProc  # noqa: E402
 
 MODES = ("random", "after-submit", "writing", "temp-file", "after-done", "startup")
 MODE_WEIGHTS = (0.35, 0.15, 0.15, 0.15, 0.1, 0.1)
-SUFFIX = "-truepix"
+SUFFIX = "-truepix-x2"  # the upscale recipe's (recipes.BUILTIN)
 TEMP_MARK = "truepix-tmp"
 CRASH_RULE = "the daemon stopped while processing this file"
 

@@ -80,8 +80,8 @@ def test_kill_9_mid_job_then_restart_completes_it_exactly_once(tmp_path):
         monitor.join()
         d.stop()
     assert job["state"] == "done" and job["attempts"] == 2 and "requeued" not in (job["error"] or "")
-    assert sorted(p.name for p in photos.iterdir()) == ["big-truepix.tif", "big.jpg"]  # once, no temp files
-    assert tifffile.imread(photos / "big-truepix.tif").shape == (2400, 3200, 3)
+    assert sorted(p.name for p in photos.iterdir()) == ["big-truepix-x2.tif", "big.jpg"]  # once, no temp files
+    assert tifffile.imread(photos / "big-truepix-x2.tif").shape == (2400, 3200, 3)
     assert _sha(src) == original
     assert not monitor.problems, monitor.problems
     assert len(_jobs(d.start())) == 1
@@ -100,7 +100,7 @@ def test_kill_9_after_the_output_was_published_does_not_process_again(tmp_path):
     # Replay that moment on disk: the job is running, its output planned and already published.
     import sqlite3
 
-    out = photos / "a-truepix.tif"
+    out = photos / "a-truepix-x2.tif"
     tifffile.imwrite(out, np.zeros((128, 160, 3), np.uint16))
     db = sqlite3.connect(d.root / "data" / "truepix" / "queue.sqlite3")
     db.execute("UPDATE jobs SET state='running', attempts=1, started=?, planned=? WHERE id=?",
@@ -113,7 +113,7 @@ def test_kill_9_after_the_output_was_published_does_not_process_again(tmp_path):
     finally:
         d.stop()
     assert job["state"] == "done" and job["outputs"] == [str(out)] and "complete before" in job["note"]
-    assert sorted(p.name for p in photos.iterdir()) == ["a-truepix.tif", "a.jpg"]
+    assert sorted(p.name for p in photos.iterdir()) == ["a-truepix-x2.tif", "a.jpg"]
 
 
 def test_a_burst_of_200_files_in_a_hot_folder_gives_200_outputs_once_each(tmp_path):
@@ -134,7 +134,7 @@ def test_a_burst_of_200_files_in_a_hot_folder_gives_200_outputs_once_each(tmp_pa
     finally:
         d.stop()
     assert len(jobs) == 200 and all(j["state"] == "done" for j in jobs)
-    assert sorted(p.name for p in hot.glob("*-truepix*.tif")) == sorted(f"b{i:03d}-truepix.tif" for i in range(200))
+    assert sorted(p.name for p in hot.glob("*-truepix*.tif")) == sorted(f"b{i:03d}-truepix-x2.tif" for i in range(200))
 
 
 def test_bad_files_in_a_hot_folder_fail_and_the_daemon_carries_on(tmp_path):
@@ -179,7 +179,7 @@ def test_sigterm_requeues_a_job_that_outlives_the_grace_period(tmp_path):
         (job,) = d.wait_jobs([job_id], timeout=180)
     finally:
         d.stop()
-    assert job["state"] == "done" and sorted(p.name for p in photos.iterdir()) == ["big-truepix.tif", "big.jpg"]
+    assert job["state"] == "done" and sorted(p.name for p in photos.iterdir()) == ["big-truepix-x2.tif", "big.jpg"]
 
 
 def test_sigint_with_a_short_job_lets_it_finish(tmp_path):
@@ -195,7 +195,7 @@ def test_sigint_with_a_short_job_lets_it_finish(tmp_path):
         job = d.request("GET", f"/v1/jobs/{job_id}")[1]
     finally:
         d.stop()
-    assert job["state"] == "done" and (photos / "mid-truepix.tif").exists()
+    assert job["state"] == "done" and (photos / "mid-truepix-x2.tif").exists()
 
 
 def test_first_start_with_no_config_creates_the_default_hot_folder_and_processes_the_sample(tmp_path):
@@ -203,19 +203,19 @@ def test_first_start_with_no_config_creates_the_default_hot_folder_and_processes
     d.start()
     hot = d.home / "Pictures" / "truepix"
     try:
-        assert wait_until(lambda: (hot / "colorchart-truepix.tif").exists(), timeout=120), d.output()
+        assert wait_until(lambda: (hot / "colorchart-truepix-x2.tif").exists(), timeout=120), d.output()
         assert wait_until(lambda: "job 1 done" in d.output(), timeout=30)
     finally:
         assert d.stop() == 0
     out = d.output()
     assert f"hot folder: {hot} (recipe upscale)" in out and "absent: built-in defaults" in out
     assert "running headless" in out and str(tmp_path / "config.toml") in out
-    assert tifffile.imread(hot / "colorchart-truepix.tif").shape == (960, 1440, 3)
+    assert tifffile.imread(hot / "colorchart-truepix-x2.tif").shape == (960, 1440, 3)
     # A second start finds the sample already done: nothing new.
     d.start()
     time.sleep(2.5)
     d.stop()
-    assert sorted(p.name for p in hot.iterdir()) == ["colorchart-truepix.tif", "colorchart.jpg"]
+    assert sorted(p.name for p in hot.iterdir()) == ["colorchart-truepix-x2.tif", "colorchart.jpg"]
 
 
 def test_example_config_as_a_new_user_hot_folder_and_submit(tmp_path):
@@ -230,10 +230,10 @@ def test_example_config_as_a_new_user_hot_folder_and_submit(tmp_path):
         other = _jpeg(tmp_path / "submitted.jpg", seed=6)
         r = d.cli("submit", str(other), "--wait")
         assert r.returncode == 0, r.stdout + r.stderr
-        assert wait_until(lambda: (hot / "dropped-truepix.tif").exists(), timeout=60), d.output()
+        assert wait_until(lambda: (hot / "dropped-truepix-x2.tif").exists(), timeout=60), d.output()
     finally:
         d.stop()
-    assert (tmp_path / "submitted-truepix.tif").exists()
+    assert (tmp_path / "submitted-truepix-x2.tif").exists()
 
 
 def test_one_daemon_per_user_and_a_busy_port_is_a_clear_error(tmp_path):
@@ -267,7 +267,7 @@ def test_missing_hot_folder_is_a_warning_and_is_watched_once_it_appears(tmp_path
         assert wait_until(lambda: str(later) in d.output() and "warn" in d.log_file.read_text().lower(), 10)
         later.mkdir()
         _jpeg(later / "x.jpg")
-        assert wait_until(lambda: (later / "x-truepix.tif").exists(), timeout=60), d.output()
+        assert wait_until(lambda: (later / "x-truepix-x2.tif").exists(), timeout=60), d.output()
     finally:
         d.stop()
 

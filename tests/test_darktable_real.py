@@ -58,7 +58,8 @@ def run_darktable(root: pathlib.Path, bpp: int = 16, timeout: float = 60,
         tmp.mkdir()
         report = root / "report.txt"
         env = {**os.environ, "TRUEPIX_DT_IMAGE": str(photo), "TRUEPIX_DT_RESULT": str(report),
-               "TRUEPIX_DT_WAIT": str(int(timeout * 2 / 3)), "TRUEPIX_DT_EXT": ".dng" if raw else ".tif"}
+               "TRUEPIX_DT_WAIT": str(int(timeout * 2 / 3)), "TRUEPIX_DT_EXT": ".dng" if raw else ".tif",
+               "TRUEPIX_DT_SUFFIX": "-truepix-develop" if raw else "-truepix-x2"}  # the recipe's output name
         cmd = ["xvfb-run", "-a", "darktable", "--configdir", str(config), "--library", ":memory:",
                "--cachedir", str(root / "dt-cache"), "--tmpdir", str(tmp), "-d", "lua",
                "--luacmd", f"dofile({str(DRIVER)!r})"]
@@ -103,7 +104,7 @@ def test_export_through_the_truepix_storage_in_real_darktable(tmp_path, bpp):
     # the preferences were read from darktablerc under the keys the script registered
     assert found["port_pref"] != "0" and found["token_file_pref"].endswith("/truepix/token"), found
     assert found["result_found"] == "true", f"no enhanced photo was imported: {found}\n{output[-4000:]}"
-    enhanced = photos / "DSC_0815-truepix.tif"
+    enhanced = photos / "DSC_0815-truepix-x2.tif"
     assert found["result_path"] == str(enhanced)
     pixels = tifffile.imread(enhanced)
     assert pixels.shape == (2 * 48, 2 * 64, 3) and pixels.dtype == np.uint16
@@ -123,7 +124,7 @@ def test_a_raw_recipe_sends_the_raw_and_imports_the_linear_dng_in_real_darktable
     need_tools("darktable", "xvfb-run", "curl")
     found, photos, output = run_darktable(tmp_path, raw=True)
     assert found["result_found"] == "true", f"no developed photo was imported: {found}\n{output[-4000:]}"
-    developed = photos / "DSC_0815-truepix.dng"
+    developed = photos / "DSC_0815-truepix-develop.dng"
     assert found["result_path"] == str(developed)
     with tifffile.TiffFile(developed) as tif:
         assert tif.pages.first.tags[262].value == 34892  # LinearRaw: darktable imported it as a raw

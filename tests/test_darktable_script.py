@@ -38,10 +38,10 @@ def test_end_to_end_with_a_real_daemon(tmp_path):
                "TRUEPIX_E2E_TIFF": str(rendered), "TRUEPIX_E2E_ORIGINAL_DIR": str(originals)}
         run_spec("spec/darktable_e2e_spec.lua", "lua5.4", env, "curl").assert_all_passed(at_least=3)
 
-        enhanced = originals / "DSC_0815-truepix.tif"
+        enhanced = originals / "DSC_0815-truepix-x2.tif"
         out = tifffile.imread(enhanced)
         assert out.shape == (2 * 48, 2 * 64, 3) and out.dtype == np.uint16
-        assert sorted(p.name for p in originals.iterdir()) == ["DSC_0815-truepix.tif"]
+        assert sorted(p.name for p in originals.iterdir()) == ["DSC_0815-truepix-x2.tif"]
         # the daemon saw one job, for the file the script handed it, with the original's folder as output
         code, listing = daemon.request("GET", "/v1/jobs")
         assert code == 200 and [j["state"] for j in listing["jobs"]] == ["done"], listing

@@ -47,7 +47,7 @@ def test_end_to_end_with_a_real_daemon(tmp_path):
                "TRUEPIX_E2E_RESULT": str(result)}
         run_spec("spec/lightroom_e2e_spec.lua", "lua5.1", env).assert_all_passed(at_least=5)
         enhanced = result.read_text()
-        assert enhanced == str(originals / "IMG_2041-truepix.tif")
+        assert enhanced == str(originals / "IMG_2041-truepix-x2.tif")
         out = tifffile.imread(enhanced)
         assert out.shape == (96, 128, 3) and out.dtype == np.uint16
         # as a post-process action: the rendered 16-bit TIFF was replaced by the enhanced one, still 16-bit

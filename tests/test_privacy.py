@@ -101,19 +101,20 @@ def test_a_242_byte_name_is_processed(tmp_path):
     shutil.copy(app.sample_photo(), src)
     result = process_file(src, UPSCALE, options=FAST)
     assert result.status == "done", result.error
-    assert pathlib.Path(result.output).name == "P" * 238 + "-truepix.tif"  # fits: the name is kept whole
+    assert pathlib.Path(result.output).name == "P" * 238 + "-truepix-x2.tif"  # fits (253 bytes): kept whole
     assert [p.name for p in tmp_path.iterdir() if "truepix-tmp" in p.name] == []
 
 
 def test_an_output_name_over_255_bytes_loses_the_end_of_its_stem(tmp_path):
-    stem = "Ä" * 125  # 250 bytes: the original's name fits (254), stem + "-truepix.tif" would not (262)
+    stem = "Ä" * 125  # 250 bytes: the original's name fits (254), stem + "-truepix-x2.tif" would not (265)
     src = _jpeg(tmp_path / f"{stem}.jpg")
     result = process_file(src, UPSCALE, options=FAST)
     assert result.status == "done", result.error
     out = pathlib.Path(result.output)
-    assert len(os.fsencode(out.name)) <= 255 and out.name.endswith("-truepix.tif") and stem.startswith(out.stem[:-8])
-    again = output_path(src, UPSCALE, None, overwrite=False)  # a second run does not overwrite it
-    assert again != out and again.name.endswith("-truepix-1.tif") and len(os.fsencode(again.name)) <= 255
+    assert len(os.fsencode(out.name)) <= 255 and out.name.endswith("-truepix-x2.tif")
+    assert stem.startswith(out.stem.removesuffix("-truepix-x2"))
+    again = output_path(src, UPSCALE, None, overwrite=False)  # a forced run does not overwrite it
+    assert again != out and again.name.endswith("-truepix-x2-1.tif") and len(os.fsencode(again.name)) <= 255
     assert output_path(src, UPSCALE, None, overwrite=True) == out
 
 

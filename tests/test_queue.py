@@ -153,10 +153,10 @@ def test_recover_after_a_crash(tmp_path):
     ja, jb, jc = (q.submit(p, UPSCALE) for p in (a, b, c))
     for _ in range(3):
         q.claim()
-    out_b = tmp_path / "in" / "f0001-truepix.tif"
-    q.set_planned(ja.id, tmp_path / "in" / "f0000-truepix.tif")
+    out_b = tmp_path / "in" / "f0001-truepix-x2.tif"
+    q.set_planned(ja.id, tmp_path / "in" / "f0000-truepix-x2.tif")
     q.set_planned(jb.id, out_b)
-    leftover = tmp_path / "in" / ".f0000-truepix.tif.truepix-tmp-abcd1234"
+    leftover = tmp_path / "in" / ".f0000-truepix-x2.tif.truepix-tmp-abcd1234"
     leftover.write_bytes(b"half a file")
     out_b.write_bytes(b"a whole output, published by rename")
     db = sqlite3.connect(path)

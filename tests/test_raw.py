@@ -82,7 +82,7 @@ def test_develop_recipe_writes_a_linear_dng_raw_editors_read_as_a_raw(tmp_path):
     before = src.read_bytes()
     res = process_file(src, BUILTIN["develop"])
     assert res.status == "done", res.error
-    out = tmp_path / "shot-truepix.dng"
+    out = tmp_path / "shot-truepix-develop.dng"
     assert res.output == str(out) and src.read_bytes() == before
     with tifffile.TiffFile(out) as tif:
         tags = tif.pages.first.tags

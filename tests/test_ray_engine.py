@@ -96,10 +96,10 @@ def test_a_backlog_on_two_nodes_equals_the_local_engine_survives_a_kill_and_resu
 
     # Each output once (no -1), nothing partial, the same pixels as the local engine, bit for bit.
     out = tmp_path / "out"
-    assert _outputs(out) == [f"{p.stem}-truepix.tif" for p in photos]
+    assert _outputs(out) == [f"{p.stem}-truepix-x2.tif" for p in photos]
     assert not [p for p in out.iterdir() if ".truepix-tmp-" in p.name]
     for p in photos:
-        name = f"{p.stem}-truepix.tif"
+        name = f"{p.stem}-truepix-x2.tif"
         np.testing.assert_array_equal(tifffile.imread(out / name), tifffile.imread(tmp_path / "local" / name))
     nodes = {json.loads(line)["node"] for line in (out / ".truepix-ledger.jsonl").read_text().splitlines()}
     assert len(nodes) >= 1
@@ -108,7 +108,7 @@ def test_a_backlog_on_two_nodes_equals_the_local_engine_survives_a_kill_and_resu
     again = _truepix(src, "--engine", "ray", "--ray-address", cluster.address, "--out", out, "--json")
     rep = json.loads(again.stdout)
     assert (rep["done"], rep["skipped"], rep["failed"]) == (0, N, 1)
-    assert _outputs(out) == [f"{p.stem}-truepix.tif" for p in photos]
+    assert _outputs(out) == [f"{p.stem}-truepix-x2.tif" for p in photos]
 
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path, monkeypatch):
@@ -166,7 +166,7 @@ def test_the_ledger_knows_a_file_by_its_content_and_its_recipe_settings(tmp_path
     from truepix.rayengine import Ledger, _key
     from truepix.recipes import BUILTIN
 
-    src, out = tmp_path / "a.png", tmp_path / "a-truepix.tif"
+    src, out = tmp_path / "a.png", tmp_path / "a-truepix-x2.tif"
     src.write_bytes(b"pixels" * 100)
     out.write_bytes(b"out")
     recipe = BUILTIN["upscale"]

@@ -164,5 +164,5 @@ def test_a_stopped_or_failing_streamed_write_leaves_nothing(tmp_path, monkeypatc
     monkeypatch.setattr(stream.TiffStrips, "write", full)
     result = process_file(src, recipe, options=EngineOptions(tile=96, threads=1))
     assert result.status == "failed", result
-    assert "in-truepix.tif: cannot write output: disk full; original untouched, nothing written" in result.error
+    assert "in-truepix-x2.tif: cannot write output: disk full; original untouched, nothing written" in result.error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from truepix import outputs
 from truepix.engine.control import Control
 from truepix.engine.pipeline import EngineOptions
 from truepix.engine.run import run
@@ -25,9 +26,9 @@ from truepix.errors import ImageReadError, ImageWriteError, TruepixError
 from truepix.io import (
     RAW_EXTENSIONS, SUPPORTED_SUFFIXES, read_image, read_truepix_flag,
 )
-from truepix.io.image import fit_name
 from truepix.io.raw import RawMosaic
 from truepix.io.regular import check_regular
+from truepix.outputs import output_name
 from truepix.recipes import Recipe
 
 
@@ -71,18 +72,24 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def expand_inputs(args: Iterable[str]) -> list[tuple[pathlib.Path, str | None]]:
+def expand_inputs(args: Iterable[str], own_suffixes: Iterable[str] = ()) -> list[tuple[pathlib.Path, str | None]]:
     """Files, folders (their images, not recursive) and globs -> paths.
 
     Returns (path, problem) pairs; ``problem`` is set for an argument that
     names nothing, so it is reported as a failed input rather than dropped.
+    A folder's own outputs (named with one of ``own_suffixes`` or a built-in recipe's, as the hot
+    folders tell them: ``recipes.own_outputs``) are not its inputs: a second run over a folder
+    looks at its originals only.  A file named on its own is always an input.
     """
+    from truepix.recipes import own_outputs
+
+    own = own_outputs(own_suffixes)
     found: list[tuple[pathlib.Path, str | None]] = []
     for arg in args:
         p = pathlib.Path(arg)
         if p.is_dir():
             kids = sorted(k for k in p.iterdir() if k.is_file() and k.suffix.lower() in SUPPORTED_SUFFIXES
-                          and not k.name.startswith("."))
+                          and not k.name.startswith(".") and not own.search(k.stem))
             found += [(k, None) for k in kids]
         elif p.exists() or os.path.lexists(p):
             found.append((p, None))
@@ -108,11 +115,10 @@ def output_path(source: pathlib.Path, recipe: Recipe, out_dir: pathlib.Path | No
     folder = out_dir if out_dir is not None else source.parent
     n = 0
     while True:
-        tail = f"{recipe.suffix}{f'-{n}' if n else ''}{recipe.extension}"
         try:
-            dest = folder / fit_name(source.stem, tail)
+            dest = folder / output_name(source, recipe, n)  # the one naming rule (truepix.outputs)
         except ValueError:
-            raise ImageWriteError(folder / (source.stem + tail),
+            raise ImageWriteError(folder / (source.stem + recipe.suffix + recipe.extension),
                                   "the recipe's suffix makes the file name too long") from None
         if overwrite or not os.path.lexists(dest):
             return dest
@@ -120,7 +126,12 @@ def output_path(source: pathlib.Path, recipe: Recipe, out_dir: pathlib.Path | No
 
 
 class Skip(Exception):
-    """The file needs no work (already enhanced by truepix); the message says why."""
+    """The file needs no work (already enhanced by truepix); the message says why, ``output`` names
+    the output that already holds the work, when there is one."""
+
+    def __init__(self, message: str, output: pathlib.Path | None = None):
+        super().__init__(message)
+        self.output = output
 
 
 def needs_raw(recipe: Recipe, model_dir=None) -> bool:
@@ -207,16 +218,19 @@ def finish(
     overwrite: bool = False,
     options: EngineOptions = EngineOptions(),
     control: Control | None = None,
+    source_sha256: str | None = None,
 ) -> FileResult:
     """Second half of a job: the engine on ``decoded`` (``engine.run`` picks RAW or RGB), then the
     encoder (``io.encode``); returns the result.  ``control`` carries progress and a stop request
     (``Stopped`` at a tile boundary, nothing written) and hears the output path before the write.
-    Raises like ``decode_source``; the output appears whole or not at all."""
+    ``source_sha256``: the original's, for the output's record (``truepix.outputs``; read here when
+    not given).  Raises like ``decode_source``; the output appears whole or not at all."""
     import numpy as np
 
     from truepix.io.encode import encode_raw, encode_rgb, samples_for
 
     dest = output_path(source, recipe, out_dir, overwrite)
+    record = outputs.record(source_sha256 or outputs.digest(source), recipe)  # what made it, in its XMP
     if control is not None:
         control.planned(dest)  # before anything is written: a crash's temp file is found by it
     # an RGB photo's output rows go to the file (or its samples) as the engine finishes them
@@ -230,14 +244,16 @@ def finish(
     result = FileResult(source=str(source), status="done", models=out.models, fidelity=out.fidelity)
     if isinstance(decoded, RawMosaic):
         decoded.mosaic = decoded.rgb = None  # the developed image is all that is needed now
-        written, (h, w) = encode_raw(dest, out, decoded, recipe, source, overwrite=overwrite)
-        result.notes = out.notes
+        written, (h, w), printed = encode_raw(dest, out, decoded, recipe, source, overwrite=overwrite, record=record)
+        result.notes = out.notes + printed
         if out.noise_source:
             result.fidelity["noise_sd_at_0.1"] = round(float(np.sqrt(out.noise[0] * 0.1 + out.noise[1])), 6)
             result.notes.append(f"raw noise: {out.noise_source}")
     else:
         del decoded.pixels
-        written, (h, w) = encode_rgb(dest, out, decoded, recipe, source, overwrite=overwrite, sink=sink)
+        written, (h, w), printed = encode_rgb(dest, out, decoded, recipe, source, overwrite=overwrite, sink=sink,
+                                             record=record)
+        result.notes += printed  # "print size kept: 300 → 600 ppi"
     result.output, result.height, result.width = str(written), h, w
     return result
 
@@ -266,16 +282,23 @@ def process_file(
     options: EngineOptions = EngineOptions(),
     progress: Callable[[float], None] | None = None,
 ) -> FileResult:
-    """Enhance one file.  Never raises for a bad file: the result says why."""
+    """Enhance one file.  Never raises for a bad file: the result says why.  Unless ``force``, a file
+    one of whose outputs already holds its content enhanced by this recipe is skipped
+    (``truepix.outputs``: the same rule as the daemon's queue, on the same two hashes)."""
     t0 = time.perf_counter()
     out_dir = out_dir if out_dir is not None else recipe.output
     try:
+        digest = outputs.digest(source)
+        done = None if force else outputs.find_done(source, recipe, out_dir or source.parent, digest)
+        if done is not None:
+            raise Skip(outputs.skip_line(source, recipe, done), done)
         decoded = decode_source(source, force=force, out_dir=out_dir, recipe=recipe,
                                 memory_limit_mb=options.memory_limit_mb)
         result = finish(source, decoded, recipe, out_dir=out_dir, overwrite=overwrite, options=options,
-                        control=Control(progress))
+                        control=Control(progress), source_sha256=digest)
     except Skip as e:
-        result = FileResult(source=str(source), status="skipped", error=str(e))
+        result = FileResult(source=str(source), status="skipped", error=str(e),
+                            output=str(e.output) if e.output is not None else None)
     except (TruepixError, MemoryError, OSError) as e:
         result = FileResult(source=str(source), status="failed", error=failure_message(e, source),
                             transient=is_transient(e))

@@ -9,13 +9,16 @@ the original or under ``--out``), and returns the file's result as a row.
 
 The promises are the daemon's:
 
-- **Exactly once.** An output's name is deterministic (``<stem><suffix>.<ext>``, never ``-1``): a
-  file whose output already exists and carries truepix's XMP record naming this source is
-  skipped, so a task retried after its worker died *after* publishing does not write twice.  The
-  results ledger (``.truepix-ledger.jsonl`` in the output folder, or beside the first input) gets
-  one JSON line per finished file, flushed as rows arrive; a re-run (after a crash of the driver
-  too) skips every source whose ledger row says done for the same size, mtime and recipe, and
-  whose output is still there.
+- **Exactly once.** ``process_file`` skips a file one of whose outputs (``<stem><suffix>.<ext>``,
+  ``-1``, ``-2`` ...) carries truepix's XMP record naming this source's sha256 and this recipe's
+  (``truepix.outputs``, the rule ``truepix process`` and the daemon keep), so a task retried after
+  its worker died *after* publishing does not write twice; with ``--force`` an older output is
+  redone, but never one written since this run started (its clock: the driver's ``time.time()``
+  against the output's mtime).  The results ledger (``.truepix-ledger.jsonl`` in the output
+  folder, or beside the first input) gets one JSON line per finished file, flushed as rows arrive;
+  a re-run (after a crash of the driver too) skips, without reading any output, every source whose
+  ledger row says done for the same recipe (``Recipe.sha256``) and the same content (size and
+  mtime, else sha256), and whose output is still there.
 - **Nothing partial.** Outputs are written to a temp name, fsynced and renamed (``io.atomic``); a
   worker killed mid-file leaves at most a hidden temp file, which the retry of that file removes
   (``atomic.remove_temp_files`` for its output name).  Ray restarts the actor and retries the
@@ -67,6 +70,7 @@ class Job:
     out_dir: pathlib.Path | None
     options: EngineOptions
     force: bool = False
+    started: float = 0.0  # time.time() when the run began: a forced run's own outputs are never redone
 
 
 RETRIES = 2              # more tries for a file that failed for a transient reason (process.is_transient)
@@ -74,11 +78,9 @@ RETRY_BACKOFF = (1.0, 4.0)  # seconds before each
 
 
 def _key(path: pathlib.Path, recipe: Recipe) -> dict:
-    from truepix.service.jobs import recipe_key
-
     st = path.stat()
     return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "recipe": recipe.name,
-            "recipe_sha256": recipe_key(recipe)}
+            "recipe_sha256": recipe.sha256()}
 
 
 class Ledger:
@@ -115,7 +117,7 @@ class Ledger:
             return row
         if not row.get("sha256"):
             return None
-        from truepix.service.jobs import file_sha256
+        from truepix.io.regular import file_sha256
 
         try:
             return row if file_sha256(path)[0] == row["sha256"] else None
@@ -136,23 +138,26 @@ class Ledger:
 
 
 def run_file(path: pathlib.Path, job: Job) -> FileResult:
-    """One file, exactly once: its deterministic output name, skipped when that output is already
-    this source's (a retried task), a killed attempt's temp file removed, then ``process_file``."""
+    """One file, exactly once: ``process_file``, which skips it when one of its outputs already holds
+    this content by this recipe (a retried task, or an earlier run); forced, only an output written
+    since the run began is taken as done.  A killed attempt's temp file is removed first."""
+    from truepix import outputs
+    from truepix.errors import TruepixError
     from truepix.io.atomic import remove_temp_files
-    from truepix.io.metadata import read_truepix_source
     from truepix.process import output_path, process_file
 
     out_dir = job.out_dir if job.out_dir is not None else job.recipe.output
-    dest = output_path(path, job.recipe, out_dir, overwrite=True)
-    if os.path.lexists(dest):
-        if read_truepix_source(dest) == path.name:
-            return FileResult(source=str(path), status="skipped", output=str(dest),
-                              error=f"{path.name}: already enhanced as {dest.name}")
-        return FileResult(source=str(path), status="failed",
-                          error=f"{dest}: the output name is taken by a file truepix did not make from "
-                                f"{path.name}; original untouched, nothing written")
-    remove_temp_files(dest)  # what a worker killed while writing this output left
-    return process_file(path, job.recipe, out_dir=out_dir, overwrite=True, force=job.force, options=job.options)
+    if job.force:  # a retried task of this forced run: its output is the one written since it began
+        done = outputs.find_done(path, job.recipe, out_dir or path.parent, outputs.digest(path),
+                                 made_after=job.started)
+        if done is not None:
+            return FileResult(source=str(path), status="skipped", output=str(done),
+                              error=outputs.skip_line(path, job.recipe, done))
+    try:
+        remove_temp_files(output_path(path, job.recipe, out_dir, overwrite=False))  # what a killed attempt left
+    except TruepixError:
+        pass  # a name too long: process_file says so
+    return process_file(path, job.recipe, out_dir=out_dir, force=job.force, options=job.options)
 
 
 class FileWorker:
@@ -202,7 +207,7 @@ class FileWorker:
     @staticmethod
     def digest(path: pathlib.Path) -> str:
         """The source's sha256 for the ledger (read while it is still in the page cache), or ""."""
-        from truepix.service.jobs import file_sha256
+        from truepix.io.regular import file_sha256
 
         try:
             return file_sha256(path)[0]
@@ -279,8 +284,10 @@ def process_on_ray(
     for p in paths:
         row = None if force else book.finished(p, recipe)
         if row is not None:
+            from truepix.outputs import skip_line
+
             results.append(FileResult(source=str(p), status="skipped", output=row["output"],
-                                      error=f"{p.name}: done in an earlier run (ledger {ledger_path.name})"))
+                                      error=f"{skip_line(p, recipe, row['output'])} (ledger {ledger_path.name})"))
         else:
             todo.append(p)
     if not todo:
@@ -300,7 +307,7 @@ def process_on_ray(
         preflight(ray, todo, out_dir)
         size = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(options.threads, 1)))
         size = min(size, len(todo))
-        job = Job(recipe, out_dir, options, force)
+        job = Job(recipe, out_dir, options, force, started=time.time())
         # one block per file, so the pool balances files, not chunks of them
         ds = ray.data.from_items([{"path": str(p)} for p in todo], override_num_blocks=len(todo))
         mapped = ds.map_batches(

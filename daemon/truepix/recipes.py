@@ -6,7 +6,7 @@ A recipe file (TOML) looks like::
     steps = [ { model = "upscale-x2" } ]
     format = "jpeg"          # tiff | png | jpeg
     bits = 16                # 8 or 16 for tiff/png (jpeg is always 8)
-    suffix = "-truepix"      # output = <stem><suffix>.<ext>
+    suffix = "-truepix-x2"   # output = <stem><suffix>.<ext>; default: from the steps (``default_suffix``)
     output = ""              # "" = beside the original, else a folder (~ allowed)
     guard = true             # fidelity guard: re-anchor colour and brightness
     colour_space = "srgb"    # srgb | adobe-rgb | prophoto: rendered output of a developed RAW
@@ -19,12 +19,22 @@ its ICC profile.
 Built-in recipes need no file: ``upscale`` (x2, 16-bit TIFF) is the default; ``denoise`` and
 ``lens`` restore developed photos; ``develop`` turns a RAW into a linear DNG, ``develop-tiff`` into a
 16-bit TIFF.
+
+An output's name says what made it: a recipe without a ``suffix`` gets one from its steps
+(``default_suffix``: ``-truepix-x2``, ``-truepix-x4-camera``, ``-truepix-denoise``,
+``-truepix-develop`` ...), so a photographer tells an x2 from an x4 or a denoise in a folder listing;
+``OWN_SUFFIXES`` are those of the built-ins plus the old ``-truepix`` every recipe used to write, which
+the hot folders keep recognising.  ``Recipe.sha256`` is the recipe's identity for "same content + same
+recipe = already done" (the daemon's queue, the Ray ledger, the output's XMP record).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import pathlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +47,30 @@ from truepix.io import formats
 FORMATS = formats.OUTPUT_FORMATS  # ("tiff", "png", "jpeg", "dng")
 EXTENSIONS = {name: formats.FORMATS[name].extension for name in FORMATS}
 COLOUR_SPACES = ("srgb", "adobe-rgb", "prophoto")
+
+
+MAX_SUFFIX = 64     # characters of a recipe's output suffix
+# What every recipe's outputs were called before suffixes said which recipe made them: still
+# recognised as truepix's own (hot folders never queue them).
+LEGACY_SUFFIXES = ("-truepix",)
+# A step's word in a derived suffix: an upscaler by its factor and variant ("upscale-x2-adaptive" ->
+# "x2", "upscale-x4-camera" -> "x4-camera"), the demosaic by what it does for a photographer.
+_STEP_WORDS = {"demosaic": "develop"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _step_word(model: str) -> str:
+    word = _STEP_WORDS.get(model, model).removeprefix("upscale-").replace("-adaptive", "")
+    return _UNSAFE.sub("-", word).strip("-.")
+
+
+def default_suffix(steps) -> str:
+    """The output suffix of a recipe that names none: ``-truepix-`` and a word per step, e.g.
+    ``-truepix-x2`` (upscale), ``-truepix-x2-camera``, ``-truepix-denoise``, ``-truepix-develop``,
+    ``-truepix-develop-x2`` (a demosaic then an x2 upscaler).  Safe file-name characters only; at most
+    ``MAX_SUFFIX`` characters (a longer one is ``-truepix``)."""
+    suffix = "-".join(["-truepix", *filter(None, (_step_word(s.model) for s in steps))])
+    return suffix if len(suffix) <= MAX_SUFFIX else LEGACY_SUFFIXES[0]
 
 
 @dataclass(frozen=True)
@@ -52,15 +86,25 @@ class Recipe:
     name: str
     steps: tuple[Step, ...]
     format: str = "tiff"
-    suffix: str = "-truepix"
+    suffix: str | None = None  # None: ``default_suffix(steps)``; always a string once built
     guard: bool = True
     bits: int = 16
     output: pathlib.Path | None = None  # None: beside the original
     colour_space: str = "srgb"  # rendered outputs of developed RAWs
 
+    def __post_init__(self) -> None:
+        if self.suffix is None:
+            object.__setattr__(self, "suffix", default_suffix(self.steps))
+
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.format]
+
+    def sha256(self) -> str:
+        """The recipe's identity: sha256 of its settings (``to_mapping``, keys sorted), hex.  Two
+        recipes with one name but a parameter apart differ; the same settings under any process agree.
+        The queue's duplicate rule, the Ray ledger and the output's XMP record all use this one."""
+        return hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()
 
     @property
     def bit_depth(self) -> int:
@@ -111,7 +155,6 @@ def _check_format(fmt: Any, where: str) -> None:
         raise RecipeError(f"{where}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
-MAX_SUFFIX = 64     # characters of a recipe's output suffix
 MAX_NAME = 100      # characters of a recipe's name
 MAX_DEPTH = 16      # lists/tables inside each other in a recipe mapping (a lens frame is 3 levels down)
 # Not in a file name on some system truepix runs on (Windows refuses all of these).
@@ -257,11 +300,11 @@ def from_mapping(name: str, data: dict[str, Any], where: str, installed: dict[st
         steps.append(Step(s["model"], {k: v for k, v in s.items() if k != "model"}))
     fmt = data.get("format", "tiff")
     _check_format(fmt, f"{where}: format")
-    suffix = data.get("suffix", "-truepix")
-    if not isinstance(suffix, str) or _NOT_IN_NAMES & set(suffix) or _control(suffix):
+    suffix = data.get("suffix")  # absent: from the steps (``default_suffix``)
+    if suffix is not None and (not isinstance(suffix, str) or _NOT_IN_NAMES & set(suffix) or _control(suffix)):
         raise RecipeError(f"{where}: suffix must be a plain string without path separators, control characters "
                           f"(NUL, newline) or any of {''.join(sorted(_NOT_IN_NAMES))}, not {_short(suffix)}")
-    if len(suffix) > MAX_SUFFIX:
+    if suffix is not None and len(suffix) > MAX_SUFFIX:
         raise RecipeError(f"{where}: suffix must be at most {MAX_SUFFIX} characters, not {len(suffix)}")
     guard = data.get("guard", True)
     if not isinstance(guard, bool):
@@ -311,3 +354,15 @@ def load_recipe(spec: str | None = None, model: str | None = None, known: dict[s
     except RecursionError:
         raise RecipeError(f"{path}: not valid TOML: nested too deeply") from None
     return from_mapping(path.stem, data, str(path), require_installed=True)
+
+
+# Output suffixes that are truepix's whatever the config says: the built-ins' and the old one.
+OWN_SUFFIXES = tuple(sorted({r.suffix for r in BUILTIN.values()} | set(LEGACY_SUFFIXES)))
+
+
+def own_outputs(suffixes=()) -> re.Pattern:
+    """What a stem (a file name without its extension) of truepix's own output ends with: one of
+    ``suffixes`` or ``OWN_SUFFIXES``, maybe numbered (``-1``, ``-12``), any case.  The hot folders and
+    ``truepix process FOLDER`` leave such files alone (``.search(stem)``)."""
+    names = sorted({s for s in (*suffixes, *OWN_SUFFIXES) if s}, key=len, reverse=True)
+    return re.compile(f"(?:{'|'.join(map(re.escape, names))})(?:-\\d+)?$", re.IGNORECASE)

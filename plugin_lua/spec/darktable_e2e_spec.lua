@@ -48,12 +48,12 @@ describe("the darktable script against a real truepix daemon", function()
 		local exported = standin.export({ original }, { render = function() return rendered end })
 
 		assert.are.same({ original }, exported)
-		local output = env.original_dir .. "/" .. stem .. "-truepix.tif"
+		local output = env.original_dir .. "/" .. stem .. "-truepix-x2.tif"
 		assert.is_true(exists(output), output)
 		assert.are.same({ "truepix: 1 of 1 photos enhanced with upscale" }, standin.prints)
 		assert.are.equal(1, #standin.imports)
 		local new = standin.imports[1]
-		assert.are.same({ env.original_dir, stem .. "-truepix.tif" }, { new.path, new.filename })
+		assert.are.same({ env.original_dir, stem .. "-truepix-x2.tif" }, { new.path, new.filename })
 		assert.are.equal(1, #standin.groups)
 		assert.are.equal(new, standin.groups[1].image)
 		assert.are.equal(original, standin.groups[1].leader)

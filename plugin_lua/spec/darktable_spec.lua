@@ -117,8 +117,8 @@ describe("the darktable script", function()
 		daemon = fake_daemon.new{
 			token = TOKEN,
 			recipes = {
-				{ name = "upscale", input = "rgb", format = "tiff", bits = 16, suffix = "-truepix" },
-				{ name = "denoise-raw", input = "raw", format = "tiff", bits = 16, suffix = "-truepix" },
+				{ name = "upscale", input = "rgb", format = "tiff", bits = 16, suffix = "-truepix-x2" },
+				{ name = "denoise-raw", input = "raw", format = "tiff", bits = 16, suffix = "-truepix-denoise" },
 			},
 		}
 		shell = { commands = {}, header_files = {}, fail = {} }
@@ -179,11 +179,11 @@ describe("the darktable script", function()
 		assert.are.equal(render_dir .. "/", body.paths[1]:sub(1, #render_dir + 1))
 		assert.truthy(body.paths[1]:match("/IMG_0042%.tif$"))
 
-		local output = photos .. "/IMG_0042-truepix.tif"
+		local output = photos .. "/IMG_0042-truepix-x2.tif"
 		assert.is_true(exists(output))
 		assert.are.equal(1, #standin.imports)
 		local new = standin.imports[1]
-		assert.are.same({ photos, "IMG_0042-truepix.tif" }, { new.path, new.filename })
+		assert.are.same({ photos, "IMG_0042-truepix-x2.tif" }, { new.path, new.filename })
 		assert.are.equal(1, #standin.groups)
 		assert.are.equal(new, standin.groups[1].image)
 		assert.are.equal(raw, standin.groups[1].leader)
@@ -215,8 +215,8 @@ describe("the darktable script", function()
 		assert.are_not.equal(submits[1].body.paths[1], submits[2].body.paths[1])
 		assert.are.equal(photos, submits[1].body.output_dir)
 		assert.are.equal(other_card, submits[2].body.output_dir)
-		assert.is_true(exists(photos .. "/IMG_0001-truepix.tif"))
-		assert.is_true(exists(other_card .. "/IMG_0001-truepix.tif"))
+		assert.is_true(exists(photos .. "/IMG_0001-truepix-x2.tif"))
+		assert.is_true(exists(other_card .. "/IMG_0001-truepix-x2.tif"))
 		assert.are.equal(2, #standin.imports)
 		assert.are.same({}, entries(render_dir))
 	end)
@@ -238,7 +238,7 @@ describe("the darktable script", function()
 		assert.are.equal("denoise-raw", submits[1].body.recipe)
 		assert.are.equal(photos, submits[1].body.output_dir)
 		assert.are.equal(1, #standin.imports)
-		assert.are.equal("DSC_0001-truepix.tif", standin.imports[1].filename)
+		assert.are.equal("DSC_0001-truepix-denoise.tif", standin.imports[1].filename)
 		assert.are.equal(nef, standin.groups[1].leader)
 		assert.are.same({
 			"truepix: DSC_0002.JPG: recipe 'denoise-raw' works on camera RAW files and this photo is not one",
@@ -290,7 +290,7 @@ describe("the darktable script", function()
 			"truepix: 2 of 3 photos enhanced with upscale, 1 failed",
 		}, standin.prints)
 		assert.are.same({ "truepix: IMG_2.CR2: decode: the file is truncated" }, standin.errors)
-		assert.are.same({ "IMG_1-truepix.tif", "IMG_3-truepix.tif" },
+		assert.are.same({ "IMG_1-truepix-x2.tif", "IMG_3-truepix-x2.tif" },
 			{ standin.imports[1].filename, standin.imports[2].filename })
 		assert.are.same({}, entries(render_dir))
 	end)
@@ -363,8 +363,8 @@ describe("the darktable script", function()
 		local body = posts()[1].body
 		assert.are.equal(photos, body.output_dir)
 		assert.truthy(body.paths[1]:find("/Ana's \"best\" shot.tif", 1, true))
-		assert.is_true(exists(photos .. "/Ana's \"best\" shot-truepix.tif"))
-		assert.are.equal("Ana's \"best\" shot-truepix.tif", standin.imports[1].filename)
+		assert.is_true(exists(photos .. "/Ana's \"best\" shot-truepix-x2.tif"))
+		assert.are.equal("Ana's \"best\" shot-truepix-x2.tif", standin.imports[1].filename)
 		assert.are.same({}, entries(render_dir))
 	end)
 
@@ -375,7 +375,7 @@ describe("the darktable script", function()
 				calls = calls + 1
 				if calls == 1 then
 					return json.encode({ jobs = { { id = 7, state = "done", duplicate = true,
-						outputs = { photos .. "/deleted-truepix.tif" }, source = body.paths[1] } } }) .. "\n201"
+						outputs = { photos .. "/deleted-truepix-x2.tif" }, source = body.paths[1] } } }) .. "\n201"
 				end
 			end
 		end
@@ -383,7 +383,7 @@ describe("the darktable script", function()
 		local submits = posts()
 		assert.are.equal(1, #submits) -- the first went to the intercept
 		assert.is_true(submits[1].body.force)
-		assert.are.equal("a-truepix.tif", standin.imports[1].filename)
+		assert.are.equal("a-truepix-x2.tif", standin.imports[1].filename)
 	end)
 
 	it("finds the port in the daemon's state file and the token in the platform's folder", function()

@@ -65,7 +65,7 @@ describe('the truepix Lightroom plug-in', function()
 
 			local added = lr.find('addPhoto')
 			assert.are.equal(1, #added)
-			assert.are.equal(folder .. '/IMG_0001-truepix.tif', added[1].path)
+			assert.are.equal(folder .. '/IMG_0001-truepix-x2.tif', added[1].path)
 			assert.are.equal(photo, added[1].stackWith)
 			assert.are.equal('above', added[1].position)
 
@@ -222,7 +222,7 @@ describe('the truepix Lightroom plug-in', function()
 
 		it('reuses a result already in the catalog instead of failing', function()
 			local photo = original('again.CR3')
-			local existing = lr.photo { path = folder .. '/again-truepix.tif' }
+			local existing = lr.photo { path = folder .. '/again-truepix-x2.tif' }
 			lr.catalog.photos[#lr.catalog.photos + 1] = existing
 			export { photo }
 			assert.are.equal(0, #lr.find('addPhoto'))

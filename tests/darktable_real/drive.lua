@@ -73,7 +73,7 @@ local function drive()
 	put("action", dt.gui.action("lib/export/export", 0, "", "", 1.0))
 
 	local stem = source.filename:match("^(.*)%.[^.]*$") or source.filename
-	local name = stem .. "-truepix" .. (os.getenv("TRUEPIX_DT_EXT") or ".tif")
+	local name = stem .. (os.getenv("TRUEPIX_DT_SUFFIX") or "-truepix-x2") .. (os.getenv("TRUEPIX_DT_EXT") or ".tif")
 	local result
 	local deadline = os.time() + wait
 	repeat

@@ -24,8 +24,9 @@ from . import pil, png, stream, tiff
 
 EXIF, XMP, IPTC, ICC = "exif", "xmp", "iptc", "icc"
 
-# (file, samples uint8/uint16 (H, W, C[+alpha]), has_alpha, icc bytes or None) -> None
-Encoder = Callable[[BinaryIO, np.ndarray, bool, bytes | None], None]
+# (file, samples uint8/uint16 (H, W, C[+alpha]), has_alpha, icc bytes or None, resolution) -> None;
+# resolution: the output's ``resolution.Resolution``, or None (the format's way of stating none)
+Encoder = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class Format:
     encoder:    what ``write_image`` encodes it with, or None (not written by ``write_image``).
     aliases:    other names ``write_image`` accepts for it.
     streamer:   a writer that takes the output band by band as the engine finishes it
-                (``io.stream``: ``(fh, width, height, channels, depth, has_alpha, icc)``, then
+                (``io.stream``: ``(fh, width, height, channels, depth, has_alpha, icc,
+                resolution=None)``, then
                 ``write(rows)`` and ``close()``), or None: the samples are gathered for ``encoder``.
     """
 
@@ -70,16 +72,17 @@ class Format:
         return head.startswith(self.magic)
 
 
-def _encode_tiff(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
-    tiff.encode(fh, samples, has_alpha, icc)
+def _encode_tiff(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None, resolution=None) -> None:
+    tiff.encode(fh, samples, has_alpha, icc, resolution)
 
 
-def _encode_png(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
-    fh.write(png.encode(samples, icc))
+def _encode_png(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None, resolution=None) -> None:
+    fh.write(png.encode(samples, icc, resolution))
 
 
-def _encode_jpeg(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
-    fh.write(pil.encode_jpeg(samples[:, :, : samples.shape[2] - has_alpha], icc))  # JPEG has no alpha
+def _encode_jpeg(fh: BinaryIO, samples: np.ndarray, has_alpha: bool, icc: bytes | None, resolution=None) -> None:
+    # JPEG has no alpha
+    fh.write(pil.encode_jpeg(samples[:, :, : samples.shape[2] - has_alpha], icc, resolution=resolution))
 
 
 _ALL = frozenset({EXIF, XMP, IPTC, ICC})

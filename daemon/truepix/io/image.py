@@ -25,6 +25,7 @@ from .atomic import NAME_MAX, TEMP_MARK, fit_name, remove_temp_files, temp_path,
 from .hints import Hints, from_exif_bytes
 from .orientation import apply_orientation, valid_orientation
 from .regular import open_regular
+from .resolution import KEEP
 from .samples import ReadFailure, Samples
 
 RAW_EXTENSIONS = formats.RAW_SUFFIXES
@@ -198,7 +199,8 @@ def _finish(path: pathlib.Path, kind: str, s: Samples) -> Decoded:
 
 
 def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_source=None,
-                xmp_info: dict | None = None, overwrite=False, bits: int = 16, encode=linear_to_srgb) -> pathlib.Path:
+                xmp_info: dict | None = None, overwrite=False, bits: int = 16, encode=linear_to_srgb,
+                resolution=KEEP) -> pathlib.Path:
     """Encode linear float32 ``pixels`` (H, W, C), C = 1 or 3, 0..1, and write them to ``dest``.
 
     fmt:  "tiff" (deflate) or "png", ``bits`` 16 (default) or 8; "jpeg" is always 8-bit,
@@ -209,6 +211,8 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     in Adobe RGB or ProPhoto passes its own, matching ``icc``).
     metadata_source / xmp_info: when either is given, EXIF/IPTC/XMP are copied from the source
     and the truepix XMP record is written (see metadata.copy_metadata).
+    resolution: the output's print resolution (``resolution.Resolution``, or None for none), in the
+    file's own tags and its EXIF alike; ``KEEP`` (default): none of its own, the source's EXIF copied.
     Atomic: temp file beside ``dest``, fsync, rename, fsync folder. Refuses an existing ``dest``
     unless ``overwrite``. Raises ImageWriteError and leaves no file behind on failure.
     Returns the final path.
@@ -218,7 +222,7 @@ def write_image(dest, pixels, *, alpha=None, fmt="tiff", icc=None, metadata_sour
     atomic.refuse_existing(dest, overwrite)
     samples, has_alpha = _quantise(dest, pixels, alpha, out.bit_depth(bits), encode)
     return write_samples(dest, samples, has_alpha, fmt=fmt, icc=icc, metadata_source=metadata_source,
-                         xmp_info=xmp_info, overwrite=overwrite)
+                         xmp_info=xmp_info, overwrite=overwrite, resolution=resolution)
 
 
 def output_format(dest, fmt: str, bits: int) -> formats.Format:
@@ -233,7 +237,7 @@ def output_format(dest, fmt: str, bits: int) -> formats.Format:
 
 
 def write_samples(dest, samples: np.ndarray, has_alpha: bool, *, fmt="tiff", icc=None, metadata_source=None,
-                  xmp_info: dict | None = None, overwrite=False) -> pathlib.Path:
+                  xmp_info: dict | None = None, overwrite=False, resolution=KEEP) -> pathlib.Path:
     """``write_image`` for samples already quantised and encoded: uint8/uint16 (H, W, C[+alpha]).
     ``samples`` is released (``del``) before the metadata is copied: pass the only reference."""
     dest = pathlib.Path(dest)
@@ -241,7 +245,7 @@ def write_samples(dest, samples: np.ndarray, has_alpha: bool, *, fmt="tiff", icc
     atomic.refuse_existing(dest, overwrite)
     with atomic.output(dest, overwrite=overwrite) as tmp:
         with open(tmp, "xb") as fh:
-            out.encoder(fh, samples, has_alpha, icc)
+            out.encoder(fh, samples, has_alpha, icc, None if resolution == KEEP else resolution)
         height, width = samples.shape[:2]
         # Exiv2 holds the whole encoded file in memory while it edits the metadata:
         # let the samples go first (a 96 MP output: 576 MB less at the peak).
@@ -249,7 +253,7 @@ def write_samples(dest, samples: np.ndarray, has_alpha: bool, *, fmt="tiff", icc
         if metadata_source is not None or xmp_info is not None:
             from .metadata import copy_metadata
 
-            copy_metadata(metadata_source, tmp, width=width, height=height, xmp_info=xmp_info)
+            copy_metadata(metadata_source, tmp, width=width, height=height, xmp_info=xmp_info, resolution=resolution)
     return dest
 
 

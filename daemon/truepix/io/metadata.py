@@ -6,8 +6,13 @@ thumbnail, and must not inherit the source's file-structure or DNG tags. Losing 
 metadata is a warning, never a failed photo; failing to write truepix's own record is an error.
 
 The XMP record (namespace ``http://ns.truepix.org/1.0/``, prefix ``truepix``):
-Xmp.truepix.Enhanced = "True", .Version, .Recipe, .Models, .Source; Xmp.xmp.CreatorTool =
-"truepix <version>". ``read_truepix_flag`` reads it back so nothing is enhanced twice.
+Xmp.truepix.Enhanced = "True", .Version, .Recipe, .Models, .Source, and for a developed RAW
+.ColourSource (where its colour matrix came from: a key of ``io.rawcolour.COLOUR_SOURCES``);
+Xmp.xmp.CreatorTool = "truepix <version>". ``read_truepix_flag`` reads it back so nothing is enhanced twice.  Also, when
+the writer knows them: .SourceSHA256 (the original's content) and .RecipeSHA256 (``Recipe.sha256``),
+which ``read_truepix_record`` gives back so that ``truepix process`` skips an original already
+enhanced with the same recipe (``truepix.outputs``); .PrintSize, when the print resolution was
+scaled with the pixels ("print size kept: 300 → 600 ppi", ``io.resolution``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import pyexiv2
 
 from .. import __version__
+from .resolution import KEEP
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,7 @@ _XMP_STALE = ("Xmp.tiff.BitsPerSample", "Xmp.tiff.Compression", "Xmp.tiff.Sample
 
 
 def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = None,
-                  orientation: int = 1, keep_target_exif: bool = False) -> None:
+                  orientation: int = 1, keep_target_exif: bool = False, resolution=KEEP) -> None:
     """Copy EXIF/IPTC/XMP from ``src`` (any file Exiv2 reads, RAWs included; None = nothing
     to copy) into ``dst`` in place, fix what the enhancement made stale, add the truepix record.
 
@@ -90,6 +96,9 @@ def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = 
     sensor's). keep_target_exif: add the source's tags to ``dst``'s own EXIF instead of replacing
     it (a linear DNG's DNG tags, which a whole-block copy would drop; maker notes are not carried
     then, since they do not survive a tag-by-tag copy). ICC is not touched: the encoder embedded it already.
+    resolution: the output's print resolution (``io.resolution.Resolution``) that EXIF's and XMP's
+    X/YResolution and ResolutionUnit are set to, so they agree with the file's own; None removes them
+    (the output states none); ``KEEP`` copies the source's as they are.
     """
     # Everything is gathered and corrected in a tiny in-memory PNG, then written into ``dst``
     # once: Exiv2 rewrites the whole file on each write, and an output can be 600 MB. The hop
@@ -109,8 +118,8 @@ def copy_metadata(src, dst, *, width: int, height: int, xmp_info: dict | None = 
                             os.path.basename(dst), os.path.basename(src), err)
         # The hop's structural tags are the source's: stale everywhere (a TIFF destination keeps
         # its own when the hop is copied in).
-        _fix_exif(hop, width, height, orientation)
-        _fix_xmp(hop, width, height, src, xmp_info or {}, orientation)
+        _fix_exif(hop, width, height, orientation, resolution)
+        _fix_xmp(hop, width, height, src, xmp_info or {}, orientation, resolution)
         target = pyexiv2.Image(os.fspath(dst))
         try:
             if keep_target_exif:
@@ -163,7 +172,19 @@ def _tiny_png() -> bytes:
     return imagecodecs.png_encode(np.zeros((1, 1), np.uint8))
 
 
-def _fix_exif(img: pyexiv2.Image, width: int, height: int, orientation: int = 1) -> None:
+def _resolution_tags(prefix: str, resolution, present) -> dict[str, str | None]:
+    """``prefix``XResolution, YResolution, ResolutionUnit set to ``resolution`` (None: removed where
+    ``present``); nothing for ``KEEP``."""
+    keys = [f"{prefix}{t}" for t in ("XResolution", "YResolution", "ResolutionUnit")]
+    if resolution == KEEP:
+        return {}
+    if resolution is None:
+        return {k: None for k in keys if k in present}
+    (xn, xd), (yn, yd) = resolution.rationals()
+    return dict(zip(keys, (f"{xn}/{xd}", f"{yn}/{yd}", str(resolution.tiff_unit)), strict=True))
+
+
+def _fix_exif(img: pyexiv2.Image, width: int, height: int, orientation: int = 1, resolution=KEEP) -> None:
     exif = img.read_exif()
     changes: dict[str, str | None] = {}
     for key, value in exif.items():
@@ -186,15 +207,19 @@ def _fix_exif(img: pyexiv2.Image, width: int, height: int, orientation: int = 1)
     if any(k.startswith("Exif.Photo.") for k in exif):
         changes["Exif.Photo.PixelXDimension"] = str(width)
         changes["Exif.Photo.PixelYDimension"] = str(height)
+    changes.update(_resolution_tags("Exif.Image.", resolution, exif))
     if changes:
         img.modify_exif(changes)
     if any(k.startswith("Exif.Thumbnail.") for k in exif):
         img.clear_thumbnail()
 
 
-def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict, orientation: int = 1) -> None:
+def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict, orientation: int = 1,
+             resolution=KEEP) -> None:
     xmp = img.read_xmp()
     changes: dict[str, str | None] = {k: None for k in _XMP_STALE if k in xmp}
+    # an editor's XMP copy of the resolution (Lightroom writes one) follows the file's, where present
+    changes.update({k: v for k, v in _resolution_tags("Xmp.tiff.", resolution, xmp).items() if k in xmp})
     if "Xmp.tiff.Orientation" in xmp:
         changes["Xmp.tiff.Orientation"] = str(orientation)
     changes.update({str(k): str(v) for k, v in (info.get("extra") or {}).items()})
@@ -214,6 +239,10 @@ def _fix_xmp(img: pyexiv2.Image, width: int, height: int, src, info: dict, orien
         "Xmp.truepix.Models": str(models),
         "Xmp.truepix.Source": str(source),
     })
+    for key, field in (("source_sha256", "SourceSHA256"), ("recipe_sha256", "RecipeSHA256"),
+                       ("print_size", "PrintSize")):
+        if info.get(key):
+            changes[f"Xmp.truepix.{field}"] = str(info[key])
     img.modify_xmp(changes)
 
 
@@ -254,6 +283,29 @@ def read_truepix_flag(path) -> bool:
     A file whose metadata cannot be read counts as not enhanced.
     """
     return _truepix_xmp(path) is not None
+
+
+def read_truepix_record(path) -> dict[str, str] | None:
+    """truepix's XMP record in the output ``path``: {"recipe", "source", "source_sha256",
+    "recipe_sha256"} (a field the output lacks is ""), or None when ``path`` is not a truepix output
+    or its metadata cannot be read.  Exiv2 opens the file by name (after ``check_regular``) and
+    reads only the parts that hold metadata: an output can be a few hundred MB."""
+    from truepix.io.regular import check_regular
+
+    try:
+        check_regular(path)
+        img = pyexiv2.Image(os.fspath(path))
+        try:
+            xmp = img.read_xmp()
+        finally:
+            img.close()
+    except Exception:
+        return None
+    if str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() != "true":
+        return None
+    return {key: str(xmp.get(f"Xmp.truepix.{field}", "") or "")
+            for key, field in (("recipe", "Recipe"), ("source", "Source"), ("source_sha256", "SourceSHA256"),
+                               ("recipe_sha256", "RecipeSHA256"))}
 
 
 def read_truepix_source(path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image, ImageCms
@@ -59,8 +60,9 @@ def _to_plain_mode(im: Image.Image, icc: bytes | None):
     return im.convert("RGB"), icc
 
 
-def encode_jpeg(samples: np.ndarray, icc: bytes | None, quality: int = 95) -> bytes:
-    """Encode uint8 (H, W, 1|3) samples as a baseline JPEG, 4:4:4, with an optional ICC profile."""
+def encode_jpeg(samples: np.ndarray, icc: bytes | None, quality: int = 95, resolution=None) -> bytes:
+    """Encode uint8 (H, W, 1|3) samples as a baseline JPEG, 4:4:4, with an optional ICC profile and
+    ``resolution`` (``io.resolution.Resolution``) as the JFIF density, in its unit (None: no unit)."""
     if samples.shape[2] == 1:
         im = Image.fromarray(np.ascontiguousarray(samples[:, :, 0]), mode="L")
     else:
@@ -68,4 +70,15 @@ def encode_jpeg(samples: np.ndarray, icc: bytes | None, quality: int = 95) -> by
     buf = io.BytesIO()
     kwargs = {"icc_profile": icc} if icc else {}
     im.save(buf, format="JPEG", quality=quality, subsampling=0, **kwargs)
-    return buf.getvalue()
+    data = buf.getvalue()
+    return data if resolution is None else _jfif_density(data, resolution)
+
+
+def _jfif_density(data: bytes, resolution) -> bytes:
+    """``data`` with its JFIF APP0 density set to ``resolution``: 16-bit whole dots per inch (unit 1)
+    or per cm (unit 2), the unit kept (Pillow's ``dpi`` would turn a cm into inches)."""
+    if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\0":
+        return data  # Pillow always writes JFIF first; anything else is left as it is
+    unit = 1 if resolution.unit == "inch" else 2
+    x, y = (max(1, min(65535, round(v))) for v in (resolution.x, resolution.y))
+    return data[:13] + struct.pack(">BHH", unit, x, y) + data[18:]

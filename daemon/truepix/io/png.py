@@ -87,20 +87,36 @@ def decode16(data: bytes) -> Samples:
     return Samples(a.astype(np.uint16, copy=False), has_alpha=ctype in (4, 6))
 
 
-def encode(samples: np.ndarray, icc: bytes | None) -> bytes:
-    """Encode uint8 or uint16 (H, W, C) samples, C in 1..4, as a PNG with an optional iCCP chunk."""
+def encode(samples: np.ndarray, icc: bytes | None, resolution=None) -> bytes:
+    """Encode uint8 or uint16 (H, W, C) samples, C in 1..4, as a PNG with an optional iCCP chunk and,
+    for a ``resolution`` (``io.resolution.Resolution``), a pHYs chunk."""
     import imagecodecs
 
     if samples.shape[2] == 1:
         samples = samples[:, :, 0]
     data = imagecodecs.png_encode(np.ascontiguousarray(samples))
-    return insert_iccp(data, icc) if icc else data
+    extra = (iccp(icc) if icc else b"") + (phys(resolution) if resolution is not None else b"")
+    ihdr_end = len(SIGNATURE) + 8 + 13 + 4
+    return data[:ihdr_end] + extra + data[ihdr_end:] if extra else data
+
+
+def chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: length, type, payload, CRC."""
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+
+
+def iccp(icc: bytes) -> bytes:
+    """The iCCP chunk embedding ``icc`` (it goes before PLTE/IDAT)."""
+    return chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc))
+
+
+def phys(resolution) -> bytes:
+    """The pHYs chunk for ``resolution``: pixels per metre, unit 1 (the only unit PNG has)."""
+    x, y = resolution.per_metre()
+    return chunk(b"pHYs", struct.pack(">IIB", x, y, 1))
 
 
 def insert_iccp(data: bytes, icc: bytes) -> bytes:
     """Return PNG ``data`` with an iCCP chunk right after IHDR (before any PLTE/IDAT)."""
-    payload = b"ICC Profile\0\0" + zlib.compress(icc)
-    chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload
-    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + payload) & 0xFFFFFFFF)
     ihdr_end = len(SIGNATURE) + 8 + 13 + 4
-    return data[:ihdr_end] + chunk + data[ihdr_end:]
+    return data[:ihdr_end] + iccp(icc) + data[ihdr_end:]

@@ -75,3 +75,17 @@ def read_regular(path, limit: int | None = None) -> bytes | None:
         if limit is not None and os.fstat(fh.fileno()).st_size > limit:
             return None
         return fh.read()
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> tuple[str, os.stat_result]:
+    """The sha256 (hex) of the regular file ``path`` and its stat, both from one descriptor that never
+    blocks on a FIFO or device.  A photo's content identity: the daemon's queue, the Ray ledger and
+    the XMP record of each output (``truepix.outputs``) key "already done" on it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open_regular(path) as fh:
+        st = os.fstat(fh.fileno())
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest(), st

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .png import SIGNATURE
+from .png import SIGNATURE, iccp, phys
 
 ROWS_PER_STRIP = 64
 LEVEL = 6  # zlib level, as the whole-image encoders use
@@ -37,8 +37,9 @@ class TiffStrips:
     written strip by strip to ``fh`` (positioned at 0, seekable)."""
 
     def __init__(self, fh: BinaryIO, width: int, height: int, channels: int, depth: int, has_alpha: bool,
-                 icc: bytes | None, software: str = "truepix", big: bool | None = None):
+                 icc: bytes | None, software: str = "truepix", big: bool | None = None, resolution=None):
         self.fh, self.width, self.height, self.channels = fh, width, height, channels
+        self.resolution = resolution  # io.resolution.Resolution, or None: 1/1, unit none (as tifffile writes)
         self.dtype = np.dtype("<u1" if depth == 8 else "<u2")
         self.has_alpha, self.icc, self.software = has_alpha, icc, software
         # BigTIFF when the samples alone could pass 4 GB (deflate may not shrink them)
@@ -89,6 +90,7 @@ class TiffStrips:
             (277, short, [self.channels]),
             (278, long_, [ROWS_PER_STRIP]),
             (279, long_, self.counts),
+            *self._resolution(),
             (284, short, [1]),                               # contiguous
             (305, 2, self.software.encode() + b"\0"),
             (317, short, [2]),                               # horizontal predictor
@@ -100,8 +102,16 @@ class TiffStrips:
             entries.append((34675, 7, self.icc))
         self._directory(entries)
 
+    def _resolution(self) -> list:
+        """XResolution, YResolution (rationals) and ResolutionUnit, as ``tiff.encode`` writes them."""
+        if self.resolution is None:
+            return [(282, 5, [(1, 1)]), (283, 5, [(1, 1)]), (296, 3, [1])]
+        x, y = self.resolution.rationals()
+        return [(282, 5, [x]), (283, 5, [y]), (296, 3, [self.resolution.tiff_unit])]
+
     def _directory(self, entries: list) -> None:
         fh, big = self.fh, self.big
+        entries = sorted(entries, key=lambda e: e[0])  # TIFF wants a directory's tags in ascending order
         fh.seek(0, os.SEEK_END)
         if fh.tell() % 2:
             fh.write(b"\0")
@@ -112,6 +122,8 @@ class TiffStrips:
         for tag, typ, values in entries:
             if isinstance(values, bytes):
                 data, count = values, len(values)
+            elif typ == 5:  # rationals: (numerator, denominator) pairs
+                data, count = b"".join(struct.pack("<II", n, d) for n, d in values), len(values)
             else:
                 fmt = {3: "H", 4: "I", 16: "Q"}[typ]
                 data, count = struct.pack(f"<{len(values)}{fmt}", *values), len(values)
@@ -136,14 +148,16 @@ class PngRows:
     CHUNK = 1 << 20  # IDAT payload gathered before a chunk is written
 
     def __init__(self, fh: BinaryIO, width: int, height: int, channels: int, depth: int, has_alpha: bool,
-                 icc: bytes | None):
+                 icc: bytes | None, resolution=None):
         self.fh, self.height = fh, height
         self.dtype = np.dtype(">u1" if depth == 8 else ">u2")
         colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
         fh.write(SIGNATURE)
         self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
         if icc:
-            self._chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc))
+            fh.write(iccp(icc))
+        if resolution is not None:
+            fh.write(phys(resolution))  # io.resolution.Resolution: pHYs, as png.encode writes it
         self.z = zlib.compressobj(LEVEL)
         self.prev = np.zeros(width * channels * self.dtype.itemsize, np.uint8)
         self.out = bytearray()

@@ -107,10 +107,14 @@ def _plain_dtype(a: np.ndarray) -> np.ndarray:
     return np.rint(scaled).astype(np.uint16)
 
 
-def encode(fh, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
+def encode(fh, samples: np.ndarray, has_alpha: bool, icc: bytes | None, resolution=None) -> None:
     """Write uint8 or uint16 (H, W, C) samples to ``fh``: RGB or grey, alpha as an unassociated extra
-    sample, deflate-compressed with horizontal predictor, ICC in tag 34675."""
+    sample, deflate-compressed with horizontal predictor, ICC in tag 34675.  ``resolution``
+    (``io.resolution.Resolution``) in XResolution/YResolution/ResolutionUnit; None: 1/1, unit none,
+    the baseline TIFF way of stating no resolution."""
     colour = samples.shape[2] - (1 if has_alpha else 0)
+    res = {} if resolution is None else {"resolution": resolution.rationals(),
+                                         "resolutionunit": resolution.tiff_unit}
     tifffile.imwrite(
         fh,
         samples if samples.shape[2] > 1 else samples[:, :, 0],
@@ -125,4 +129,5 @@ def encode(fh, samples: np.ndarray, has_alpha: bool, icc: bytes | None) -> None:
         iccprofile=icc or None,
         metadata=None,  # no tifffile JSON description that a later copy could contradict
         software="truepix",
+        **res,
     )

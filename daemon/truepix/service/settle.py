@@ -16,7 +16,8 @@ watchdog object.  Its part of the contract:
   link's path) whose lower-case suffix is in ``truepix.io.SUPPORTED_SUFFIXES``.
   Never handed over: hidden files and anything under a hidden subfolder,
   temporary names (``*.tmp``, ``*.part``, ``~$*``, ``*.truepix-tmp-*`` ...),
-  sidecars, truepix's own outputs (stem ending in one of ``own_suffixes``,
+  sidecars, truepix's own outputs (stem ending in one of ``own_suffixes`` or of
+  ``recipes.OWN_SUFFIXES`` — the built-in recipes' ``-truepix-x2`` ... and the old ``-truepix`` —,
   maybe followed by ``-<digits>``), names matching the folder's ``ignore``
   patterns, directories, and files in subfolders of a non-recursive folder.
   A file renamed or moved into a folder is a new file under its new name.
@@ -41,7 +42,6 @@ import fnmatch
 import logging
 import os
 import pathlib
-import re
 import stat
 import threading
 import time
@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 
 from truepix.config import FolderSpec
 from truepix.io import SUPPORTED_SUFFIXES
+from truepix.recipes import own_outputs
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -106,15 +107,14 @@ class Settler:
     ``FolderWatcher`` (watcher.py) is the one subclass: it feeds ``_note_event``, ``_forget`` and
     ``_request_scan`` from its observers and calls ``_scan`` and ``_hand_over`` from its checker
     thread.  ``own_suffixes``: output-name suffixes of the recipes (``Recipe.suffix``), so truepix
-    never picks up its own results.
+    never picks up its own results; those of the built-in recipes and the old ``-truepix``
+    (``recipes.OWN_SUFFIXES``) always count, so outputs an earlier version wrote stay out too.
     """
 
     def __init__(self, folders: Iterable[FolderSpec], on_ready: Callable[[pathlib.Path, FolderSpec], None], *,
-                 own_suffixes: Iterable[str] = ("-truepix",)) -> None:
+                 own_suffixes: Iterable[str] = ()) -> None:
         self._on_ready = on_ready
-        suffixes = sorted({s for s in own_suffixes if s}, key=len, reverse=True)
-        self._own = (re.compile(f"(?:{'|'.join(map(re.escape, suffixes))})(?:-\\d+)?$", re.IGNORECASE)
-                     if suffixes else None)
+        self._own = own_outputs(own_suffixes)
 
         specs: list[FolderSpec] = []
         for spec in folders:
@@ -152,7 +152,7 @@ class Settler:
             return False
         if any(fnmatch.fnmatchcase(lower, pattern) for pattern in TEMP_PATTERNS):
             return False
-        if self._own is not None and self._own.search(stem):
+        if self._own.search(stem):
             return False
         if any(fnmatch.fnmatch(name, pattern) for pattern in folder.spec.ignore):
             return False

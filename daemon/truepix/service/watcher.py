@@ -101,14 +101,15 @@ class FolderWatcher(Settler):
     """Watches hot folders and calls ``on_ready(path, spec)`` for each file that has settled.
 
     ``own_suffixes``: output-name suffixes of the recipes (``Recipe.suffix``), so
-    truepix never picks up its own results.  ``check_interval``: seconds between
+    truepix never picks up its own results (the built-ins' and the old ``-truepix``
+    always count: ``recipes.OWN_SUFFIXES``).  ``check_interval``: seconds between
     the checker's looks at pending files.  ``rescan_interval``: seconds between
     full rescans and folder existence checks.  See the module docstrings (this
     one's and settle.py's) for the full contract.
     """
 
     def __init__(self, folders: Iterable[FolderSpec], on_ready: Callable[[pathlib.Path, FolderSpec], None], *,
-                 own_suffixes: Iterable[str] = ("-truepix",), check_interval: float = 0.25,
+                 own_suffixes: Iterable[str] = (), check_interval: float = 0.25,
                  rescan_interval: float = 5.0) -> None:
         if check_interval <= 0 or rescan_interval <= 0:
             raise ValueError("check_interval and rescan_interval must be positive")

@@ -9,7 +9,8 @@ real daemon instead.
   daemon.requests                    -- {method, path, body (decoded)} in order
 
 Each GET of a job moves it one step: queued -> running (progress 0.5) -> done,
-when it writes a small file at <output_dir or source folder>/<stem>-truepix.tif.
+when it writes a small file at <output_dir or source folder>/<stem><the recipe's suffix>.tif
+(-truepix-x2 for upscale, the default).
 ------------------------------------------------------------------------------]]
 
 local json = require 'json'
@@ -29,9 +30,9 @@ function fake.new(options)
 	local daemon = {
 		token = options.token or 'secret',
 		recipes = options.recipes or {
-			{ name = 'upscale', input = 'rgb', format = 'tiff', bits = 16, suffix = '-truepix', guard = true,
+			{ name = 'upscale', input = 'rgb', format = 'tiff', bits = 16, suffix = '-truepix-x2', guard = true,
 				steps = { { model = 'upscale-x2' } } },
-			{ name = 'develop', input = 'raw', format = 'tiff', bits = 16, suffix = '-truepix', guard = true,
+			{ name = 'develop', input = 'raw', format = 'tiff', bits = 16, suffix = '-truepix-develop', guard = true,
 				steps = { { model = 'demosaic' } } },
 		},
 		jobs = {},
@@ -45,8 +46,11 @@ function fake.new(options)
 		local folder = job.output_dir or job.source:match('^(.*)/[^/]*$')
 		local stem = job.source:match('([^/]*)$'):gsub('%.[^.]*$', '')
 		local recipe = type(job.recipe) == 'table' and job.recipe or {}
+		for _, known in ipairs(daemon.recipes) do -- a recipe given by name: its listed suffix, as the daemon does
+			if known.name == job.recipe then recipe = known end
+		end
 		local ext = ({ jpeg = 'jpg', png = 'png' })[recipe.format] or 'tif'
-		local path = folder .. '/' .. stem .. (recipe.suffix or '-truepix') .. '.' .. ext
+		local path = folder .. '/' .. stem .. (recipe.suffix or '-truepix-x2') .. '.' .. ext
 		local f = assert(io.open(path, 'wb'))
 		f:write('enhanced')
 		f:close()
