@@ -207,8 +207,8 @@ def test_twenty_clients_submitting_and_polling_at_once(daemon, tmp_path):
     assert not errors, errors
     assert len({r["id"] for r in results.values()}) == 20
     assert all(r["state"] == "done" and r["source"] == str(photos[i]) for i, r in results.items())
-    outputs = sorted(p.name for p in tmp_path.glob("*-truepix.tif"))
-    assert outputs == sorted(f"c{i:02d}-truepix.tif" for i in range(20))
+    outputs = sorted(p.name for p in tmp_path.glob("*-truepix-x2.tif"))
+    assert outputs == sorted(f"c{i:02d}-truepix-x2.tif" for i in range(20))
 
 
 def test_list_filter_and_paging(daemon, tmp_path):
@@ -235,7 +235,7 @@ def test_cli_clients(daemon, tmp_path):
     r = daemon.cli("retry", str(job_id))
     assert r.returncode == 0 and "queued" in r.stdout
     r = daemon.cli("submit", str(photo), "--wait")  # the retried job is found as a duplicate and awaited
-    assert r.returncode == 0 and "done" in r.stdout and "cli-truepix.tif" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "done" in r.stdout and "cli-truepix-x2.tif" in r.stdout, r.stdout + r.stderr
     r = daemon.cli("retry", str(job_id))
     assert r.returncode == 2 and "only failed or cancelled" in r.stderr
     r = daemon.cli("submit", str(tmp_path / "nope.jpg"))

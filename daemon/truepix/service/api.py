@@ -1,7 +1,9 @@
-"""The localhost API: HTTP/1.1 + JSON on 127.0.0.1, every request with ``Authorization: Bearer <token>``.
+"""The localhost API: HTTP/1.1 + JSON on 127.0.0.1, every request with ``Authorization: Bearer <token>``
+(or the daemon's own web page's session cookie: service/web/, ``truepix open``; served on the same port).
 
 The endpoints are documented, with curl examples, in docs/protocol.md; a test
-runs those examples against a live daemon.  Every error is JSON::
+runs those examples against a live daemon.  Every error is JSON (on the web page's own ``/web/`` paths,
+a short page)::
 
     {"error": {"status": 400, "message": "paths[0]: /x/y.jpg: no such file"}}
 
@@ -14,6 +16,7 @@ names the loopback (DNS rebinding), bodies of ``MAX_BODY`` bytes nested at most 
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
 import pathlib
@@ -21,13 +24,14 @@ import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from truepix import __version__
 from truepix.errors import TruepixError
 from truepix.io import SUPPORTED_SUFFIXES
 from truepix.recipes import Recipe, from_mapping
-from truepix.service.http import ApiError, JsonServer, Limits, host_allowed
+from truepix.service.http import ApiError, JsonServer, Limits, Reply, Request, host_allowed
 from truepix.service.queue import STATES, JobQueue, QueueError
 
 log = logging.getLogger("truepix.api")
@@ -316,16 +320,50 @@ def _host_allowed(host: str) -> bool:
 
 class ApiServer(JsonServer):
     """The API's HTTP server (http.py's ``JsonServer``), bound to 127.0.0.1 only.  ``port=0`` picks a free
-    port (see ``.port``).
+    port (see ``.port``).  It serves the web page too (service/web/: ``truepix open``), signed in by a
+    session cookie; the API's endpoints take that cookie as they take the token.
 
     At most ``MAX_CONNECTIONS`` connections at once (read when the server is made); the other limits
-    above are read for each connection and request.
+    above are read for each connection and request.  ``cache_dir``: where the page's previews are kept
+    (default: the user cache folder's ``truepix/previews``).
     """
 
-    def __init__(self, backend: Backend, token: str, port: int, token_path: pathlib.Path | None = None) -> None:
+    def __init__(self, backend: Backend, token: str, port: int, token_path: pathlib.Path | None = None,
+                 cache_dir: pathlib.Path | None = None) -> None:
+        from truepix.service.web.auth import Sessions
+        from truepix.service.web.previews import Previews, default_folder
+        from truepix.service.web.routes import Web
+
         self.api = Api(backend)
-        super().__init__(self.api.route, token, port, token_path, MAX_CONNECTIONS)
+        self.sessions = Sessions()
+        self.previews = Previews(cache_dir or default_folder())
+        self.web = Web(backend, self.sessions, self.previews, lambda: f"http://127.0.0.1:{self.port}",
+                       self.cookie_name)
+        super().__init__(self.route, token, port, token_path, MAX_CONNECTIONS)
+
+    def route(self, req: Request) -> tuple[int, dict] | Reply:
+        answer = self.web.route(req)
+        if answer is not None:
+            return answer
+        return self.api.route(req.method, req.path, req.query, req.body)
 
     def limits(self) -> Limits:
         return Limits(request_timeout=REQUEST_TIMEOUT, send_timeout=SEND_TIMEOUT, max_body=MAX_BODY,
                       max_depth=MAX_DEPTH, max_line=MAX_LINE, hosts=LOOPBACK_HOSTS)
+
+    def session_valid(self, session: str) -> bool:
+        return self.sessions.valid(session)
+
+    def public(self, path: str) -> bool:
+        return path == "/web/login"
+
+    def error_reply(self, path: str, error: ApiError) -> Reply | None:
+        """On the page's own paths an error is a short page, not JSON: without a session, only how to
+        sign in (nothing of the page itself)."""
+        if not (path == "/web" or path.startswith("/web/")):
+            return None
+        from truepix.service.web.routes import OPEN_HINT, short_page
+
+        if error.status == 401:
+            return short_page(401, "Not signed in", OPEN_HINT)
+        return short_page(error.status, HTTPStatus(error.status).phrase, html.escape(error.message))

@@ -1,4 +1,4 @@
-"""A small client for the daemon's API (``truepix submit/status/pause/resume/retry/cancel``).
+"""A small client for the daemon's API (``truepix submit/status/pause/resume/retry/cancel/open``).
 
 It finds the daemon the way the plugins do: the port from the state file the
 running daemon writes (else the config's ``[server] port``), the token from
@@ -84,6 +84,31 @@ class Client:
 
     def post(self, path: str, body: dict | None = None) -> dict:
         return self.request("POST", path, body if body is not None else {})
+
+
+def open_page(client: Client, browser: bool = True) -> tuple[str, bool]:
+    """The daemon's web page: a one-time sign-in URL (good for a minute, once), opened in the default
+    browser when ``browser``.  Returns the URL and whether a browser took it.
+
+    The browser is given a file of ours, ``open.html`` beside the state file (0600), that forwards it to
+    the URL: a URL on the browser's command line would show the code to every user of this machine
+    (``ps``) for as long as the browser runs, and one of them could sign in with it first (as Jupyter
+    does for its token).  A used or expired code in that file is worth nothing."""
+    url = client.post("/v1/web/code")["url"]
+    if not browser:
+        return url, False
+    import html
+    import webbrowser
+
+    page = paths.state_path().with_name("open.html")
+    paths.private_dir(page.parent)
+    with paths.open_private(page, "w") as fh:
+        fh.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={html.escape(url)}">'
+                 f'<title>truepix</title><a href="{html.escape(url)}">Open truepix</a>\n')
+    try:
+        return url, webbrowser.open(page.as_uri())
+    except webbrowser.Error:
+        return url, False
 
 
 def absolute(path: str) -> str:

@@ -1,17 +1,19 @@
 """The localhost API's HTTP plumbing: a threaded HTTP/1.1 server that reads each request within limits and
-answers JSON, every error included.
+answers JSON (the web page: its files and images), every error included.
 
-``JsonServer`` serves a ``route(method, path, query, body) -> (status, payload)`` callable (api.py's
-``Api.route``) behind a bearer token.  What it checks, in order: the framing (400, 411 no chunked bodies,
-413 a body over the limit), the ``Host`` (421 unless it names the loopback: DNS rebinding), the token
-(401), then the JSON body (400: malformed, too deep, not an object).  ``route`` raises ``ApiError`` for
-its own error answers.  Its limits come from the server's ``limits()``, read for each connection and each
-request; the connection cap, at the server's making.
+``JsonServer`` serves a ``route(Request) -> (status, payload) | Reply`` callable (api.py's ``ApiServer.route``)
+behind a bearer token or a web page's session cookie.  What it checks, in order: the framing (400, 411 no
+chunked bodies, 413 a body over the limit), the ``Host`` (421 unless it names the loopback: DNS rebinding),
+who asks (401: no valid token, no valid session, not a public path; 403: a session's change without its
+page's origin), the ``Origin`` (403 when a browser says the request comes from another origin, token or not),
+then the JSON body (400: malformed, too deep, not an object).  ``route`` raises ``ApiError`` for its own
+error answers.  Its limits come from the server's ``limits()``, read for each connection and each request;
+the connection cap, at the server's making.  A subclass says which sessions are valid (``session_valid``),
+which paths need no one (``public``) and how an error looks on a web path (``error_reply``).
 """
 
 from __future__ import annotations
 
-import hmac
 import io
 import json
 import logging
@@ -21,17 +23,43 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from truepix import __version__
+from truepix.service.web import access
 
 log = logging.getLogger("truepix.api")
 
-Route = Callable[[str, str, dict[str, list[str]], dict | None], tuple[int, dict]]  # see JsonServer
+
+@dataclass
+class Request:
+    """One request as the routes see it; ``auth`` says who was let in: "token" (the bearer token),
+    "session" (the web page's cookie) or "public" (a path that needs no one: the web page's login)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: dict | None
+    auth: str
+    headers: Message
+
+
+@dataclass
+class Reply:
+    """An answer that is not JSON: the web page's files, a preview image, a redirect."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[Request], "tuple[int, dict] | Reply"]  # see JsonServer
 
 
 class ApiError(Exception):
@@ -49,7 +77,7 @@ class Limits:
     max_body: int  # bytes in a body (413 beyond, the body unread)
     max_depth: int  # JSON nesting of a body
     max_line: int  # bytes in the request line (414 beyond); http.server limits header lines and count (431)
-    hosts: tuple[str, ...]  # what a Host header may name (with or without a port)
+    hosts: tuple[str, ...]  # what a Host header may name (with or without a port); Origin: http://NAME:PORT
 
 
 def host_allowed(host: str, names: tuple[str, ...]) -> bool:
@@ -200,28 +228,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         server = self.server
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
         try:
-            # The HTTP layer first (framing: 400/411/413), then who asks (Host: 421, token: 401), then the API.
+            # The HTTP layer first (framing: 400/411/413), then who asks (Host: 421, token or session: 401/403,
+            # Origin: 403), then the API.
             n = self._length()
             self._check_host()
-            try:
-                self._authorise(server.token, server.token_path)
-            except ApiError:
+            auth = access.check(self.headers, method, path, server)
+            if isinstance(auth, access.Refusal):
                 self._skip(n)
-                raise
+                raise ApiError(auth.status, auth.message, auth.headers)
             body = self._body(n)
             self._reader.deadline = None  # the request is in; what follows is ours to do
-            url = urlsplit(self.path)
-            status, payload = server.route(method, url.path.rstrip("/") or "/", parse_qs(url.query), body)
+            answer = server.route(Request(method, path, parse_qs(url.query), body, auth, self.headers))
         except ApiError as e:
-            self._send(e.status, error_body(e.status, e.message), e.headers)
+            reply = server.error_reply(path, e)
+            if reply is not None:
+                self._send_reply(reply)
+            else:
+                self._send(e.status, error_body(e.status, e.message), e.headers)
             return
         except TimeoutError:
             raise  # the body did not arrive in time: handle_one_request answers 408
         except Exception:
             log.exception("API: %s %s failed", method, self.path)
-            status, payload = 500, error_body(500, "internal error; see the daemon's log")
-        self._send(status, payload)
+            answer = 500, error_body(500, "internal error; see the daemon's log")
+        if isinstance(answer, Reply):
+            self._send_reply(answer)
+        else:
+            self._send(*answer)
 
     def _check_host(self) -> None:
         hosts = self.headers.get_all("Host") or []
@@ -234,16 +270,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ApiError(421, f"Host not allowed: {hosts[0][:100]!r}; this API answers only to "
                                 f"{', '.join(names[:-1])} or {names[-1]} (with or without the port)")
-
-    def _authorise(self, token: str, token_path: pathlib.Path | None) -> None:
-        given = self.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        where = f"; the token is in {token_path}" if token_path else ""
-        if scheme.lower() != "bearer" or not value:
-            raise ApiError(401, f"missing 'Authorization: Bearer <token>' header{where}",
-                           {"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(value.strip().encode(), token.encode()):
-            raise ApiError(401, f"wrong token{where}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
     def _length(self) -> int:
         if self.headers.get("Transfer-Encoding"):
@@ -292,16 +318,20 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        data = (json.dumps(payload, indent=1) + "\n").encode()
+        self._send_reply(Reply(status, data, "application/json; charset=utf-8", headers or {}))
+
+    def _send_reply(self, reply: Reply) -> None:
         self._reader.deadline = None
         if self.request_version == "HTTP/0.9":  # not yet parsed: http.server would write no status line
             self.request_version = "HTTP/1.0"
         self.connection.settimeout(self.limits.send_timeout)
-        data = (json.dumps(payload, indent=1) + "\n").encode()
+        status, data = reply.status, reply.body
         self.send_response(status, HTTPStatus(status).phrase)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in (headers or {}).items():
+        headers = {"Cache-Control": "no-store", **reply.headers}
+        for key, value in headers.items():
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -333,6 +363,25 @@ class JsonServer(ThreadingHTTPServer):
 
     def limits(self) -> Limits:
         raise NotImplementedError
+
+    def origins(self) -> tuple[str, ...]:
+        """The origins a browser's request may come from: this server's own, under each loopback name."""
+        return tuple(f"http://{name}:{self.port}" for name in self.limits().hosts)
+
+    def cookie_name(self) -> str:
+        return f"{access.SESSION_COOKIE}_{self.port}"
+
+    def session_valid(self, session: str) -> bool:
+        """Whether ``session`` (the cookie's value) is a signed-in web page's; none is, here."""
+        return False
+
+    def public(self, path: str) -> bool:
+        """Whether ``path`` is answered to anyone who passes the Host and Origin checks; none is, here."""
+        return False
+
+    def error_reply(self, path: str, error: ApiError) -> Reply | None:
+        """How ``error`` is answered on ``path`` when not as JSON (a web page's); None: JSON."""
+        return None
 
     @property
     def port(self) -> int:
