@@ -48,7 +48,7 @@ def test_process_jpeg_writes_16bit_tiff_beside_it(tmp_path, capsys):
     before = _sha(src)
     code, out, err = _run([src], capsys)
     assert code == 0, err
-    dest = tmp_path / "IMG_0001-truepix.tif"
+    dest = tmp_path / "IMG_0001-truepix-x2.tif"
     px = tifffile.imread(dest)
     assert px.shape == (96, 128, 3) and px.dtype == np.uint16
     with pyexiv2.Image(str(dest)) as m:
@@ -62,16 +62,16 @@ def test_process_jpeg_writes_16bit_tiff_beside_it(tmp_path, capsys):
 
 def test_never_overwrites_unless_asked(tmp_path, capsys):
     src = _jpeg(tmp_path / "a.jpg")
-    for _ in range(2):
-        assert _run([src], capsys)[0] == 0
-    dest = tmp_path / "a-truepix.tif"
-    assert dest.exists() and (tmp_path / "a-truepix-1.tif").exists()
+    for _ in range(2):  # done again on purpose (--force): a new name, the first output kept
+        assert _run([src, "--force"], capsys)[0] == 0
+    dest = tmp_path / "a-truepix-x2.tif"
+    assert dest.exists() and (tmp_path / "a-truepix-x2-1.tif").exists()
     # Dated a day back, so the rewrite shows in the mtime whatever the file system's timestamp resolution.
     day_ago = dest.stat().st_mtime_ns - 86_400 * 10**9
     os.utime(dest, ns=(day_ago, day_ago))
-    assert _run([src, "--overwrite"], capsys)[0] == 0
+    assert _run([src, "--overwrite", "--force"], capsys)[0] == 0
     assert dest.stat().st_mtime_ns > day_ago
-    assert not (tmp_path / "a-truepix-2.tif").exists()
+    assert not (tmp_path / "a-truepix-x2-2.tif").exists()
 
 
 def test_folders_globs_formats_and_json(tmp_path, capsys):
@@ -86,18 +86,18 @@ def test_folders_globs_formats_and_json(tmp_path, capsys):
     for r in report["results"]:
         assert r["status"] == "done" and r["fidelity"]["colour_shift_mean"] < 1.0
         assert pathlib.Path(r["output"]).parent == out_dir
-    assert sorted(p.name for p in out_dir.iterdir()) == ["p0-truepix.png", "p1-truepix.png", "p2-truepix.png"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["p0-truepix-x2.png", "p1-truepix-x2.png", "p2-truepix-x2.png"]
     code, out, err = _run([str(tmp_path / "p[01].jpg"), "--format", "jpeg", "--json"], capsys)
     assert code == 0 and json.loads(out)["done"] == 2
-    assert (tmp_path / "p0-truepix.jpg").exists() and not (tmp_path / "p2-truepix.jpg").exists()
+    assert (tmp_path / "p0-truepix-x2.jpg").exists() and not (tmp_path / "p2-truepix-x2.jpg").exists()
 
 
 def test_already_enhanced_output_is_not_enhanced_twice(tmp_path, capsys):
     src = _jpeg(tmp_path / "a.jpg")
     assert _run([src], capsys)[0] == 0
-    code, out, err = _run([tmp_path / "a-truepix.tif"], capsys)
+    code, out, err = _run([tmp_path / "a-truepix-x2.tif"], capsys)
     assert code == 0 and "already enhanced by truepix" in err
-    assert not (tmp_path / "a-truepix-truepix.tif").exists()
+    assert not (tmp_path / "a-truepix-x2-truepix-x2.tif").exists()
 
 
 def test_recipe_file_and_model_option(tmp_path, capsys):
@@ -107,7 +107,7 @@ def test_recipe_file_and_model_option(tmp_path, capsys):
     assert _run([src, "--recipe", recipe], capsys)[0] == 0
     assert Image.open(tmp_path / "a-x4.png").size == (256, 192)
     assert _run([src, "--model", "upscale-x2", "--format", "jpeg"], capsys)[0] == 0
-    assert Image.open(tmp_path / "a-truepix.jpg").size == (128, 96)
+    assert Image.open(tmp_path / "a-truepix-x2.jpg").size == (128, 96)
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
@@ -144,7 +144,7 @@ def test_every_bad_input_gets_one_clear_line_and_the_rest_succeed(tmp_path, caps
         assert f"{name}" in err  # one line on stderr names it
     # Nothing was written for the bad ones, the originals are untouched, no temp files.
     outputs = sorted(p.name for p in tmp_path.iterdir() if p.name not in before)
-    assert outputs == ["good1-truepix.tif", "good2-truepix.tif"]
+    assert outputs == ["good1-truepix-x2.tif", "good2-truepix-x2.tif"]
     assert all(_sha(tmp_path / n) == h for n, h in before.items())
     assert _no_temp_files(tmp_path)
 
@@ -206,7 +206,7 @@ def test_unreadable_file_and_unwritable_output_folder(capsys):
         if os.geteuid() != 0:
             code, _, err = _run([good, secret], capsys)
             assert code == 1 and "secret.jpg: permission denied" in err
-            assert (folder / "good-truepix.tif").exists()
+            assert (folder / "good-truepix-x2.tif").exists()
             code, _, err = _run([good, "--out", locked], capsys)
             assert code == 1 and "not writable" in err
             return
@@ -218,7 +218,7 @@ def test_unreadable_file_and_unwritable_output_folder(capsys):
         code, err = _as_nobody([secret])
         assert code == 1, err
         assert "secret.jpg: permission denied" in err and "original untouched" in err
-        assert not (folder / "secret-truepix.tif").exists()
+        assert not (folder / "secret-truepix-x2.tif").exists()
         code, err = _as_nobody([good, "--out", locked])
         assert code == 1, err
         assert "not writable" in err and "locked" in err
@@ -238,13 +238,32 @@ def test_torch_is_not_imported_by_a_full_process_run(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stdout.split() == ["0", "False", "True"], proc.stderr
-    assert (tmp_path / "a-truepix.png").exists()
+    assert (tmp_path / "a-truepix-x2.png").exists()
 
 
 def test_models_command_shows_the_provider(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "execution provider:" in out and "upscale-x2" in out and "sha256 ok" in out
+    assert "\nprecision: " in out
+
+
+def test_process_does_not_repeat_the_provider_line(tmp_path, capsys, monkeypatch):
+    """`truepix process` says which provider runs only with -v (`truepix models` and the daemon's start
+    say it); a fallback from what was configured is a warning, always shown."""
+    from truepix.engine import models
+
+    src = tmp_path / "a.png"
+    Image.fromarray(np.round(photo_like(24, 32, seed=1) * 255).astype(np.uint8)).save(src)
+    monkeypatch.setattr(models, "_announced", set())
+    monkeypatch.setattr(models, "_sessions", {})
+    assert main(["process", "-q", str(src)]) == 0
+    assert "CPUExecutionProvider" not in capsys.readouterr().err
+    monkeypatch.setattr(models, "_announced", set())
+    monkeypatch.setattr(models, "_sessions", {})
+    assert main(["process", "-q", "--force", "--provider", "cuda", str(src)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("falling back to CPUExecutionProvider: CUDAExecutionProvider was asked for") == 1, err
 
 
 def test_bundled_sample_is_small_and_credited():
@@ -283,3 +302,28 @@ def test_engine_flags_are_checked_like_the_config(tmp_path, capsys, flag, value,
         main(["process", "-q", str(src), flag, value])
     assert reason in str(exc.value) and "command line" in str(exc.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
+def test_job_lines_say_cancelling_and_decoded_ahead(tmp_path, capsys):
+    """`truepix cancel ID` on a running job: the worker stops it at its next tile, so the answer is
+    "cancelling", not "running"; a job only decoded ahead of the running one reads as queued, next."""
+    from truepix.cli import _print_job
+    from truepix.recipes import BUILTIN
+    from truepix.service.queue import JobQueue
+
+    q = JobQueue(tmp_path / "q.sqlite3")
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src)
+    other = tmp_path / "b.png"
+    Image.fromarray(np.ones((8, 8, 3), np.uint8)).save(other)
+    running = q.submit(src, BUILTIN["upscale"])
+    ahead = q.submit(other, BUILTIN["upscale"])
+    q.claim()
+    q.begin(running.id)
+    q.claim(ahead=True)
+    _print_job(q.cancel(running.id).as_dict())
+    line = capsys.readouterr().out
+    assert "cancelling" in line and "running" not in line, line
+    _print_job(q.get(ahead.id).as_dict())
+    line = capsys.readouterr().out
+    assert " queued " in line and "next: decoded ahead" in line, line

@@ -81,8 +81,40 @@ def test_config_recipe_and_engine_used_by_process(tmp_path, capsys):
 def test_config_path_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TRUEPIX_CONFIG", str(tmp_path / "c.toml"))
     assert main(["config-path"]) == 0
-    out = capsys.readouterr().out
-    assert str(pathlib.Path(tmp_path / "c.toml")) in out and "absent" in out
+    captured = capsys.readouterr()
+    # The path alone on stdout, so `cp config.example.toml "$(truepix config-path)"` works; the note on stderr.
+    assert captured.out == f"{tmp_path / 'c.toml'}\n"
+    assert "absent" in captured.err
+
+
+def test_config_path_is_usable_in_a_shell(tmp_path):
+    """What config.example.toml tells users to do, run for real in a shell."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "sub dir" / "config.toml"
+    cfg.parent.mkdir()
+    env = {**os.environ, "TRUEPIX_CONFIG": str(cfg)}
+    example = pathlib.Path(__file__).resolve().parents[1] / "config.example.toml"
+    truepix = shutil.which("truepix") or f"{sys.executable} -m truepix.cli"
+    subprocess.run(f'cp "{example}" "$({truepix} config-path)"', shell=True, check=True, env=env,
+                   stderr=subprocess.DEVNULL)
+    assert cfg.read_bytes() == example.read_bytes()
+    assert sorted(p.name for p in cfg.parent.iterdir()) == ["config.toml"]
+
+
+def test_config_after_the_sub_command(tmp_path, capsys):
+    """`truepix config-path --config FILE` (and `truepix run --config FILE`) as users type it."""
+    assert main(["config-path", "--config", str(tmp_path / "a.toml")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'a.toml'}\n"
+    assert main(["--config", str(tmp_path / "b.toml"), "config-path"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'b.toml'}\n"
+    from truepix.cliargs import build_parser
+
+    args = build_parser().parse_args(["run", "--config", str(tmp_path / "c.toml"), "--no-tray"])
+    assert args.config == tmp_path / "c.toml" and args.no_tray
 
 
 def test_daemon_defaults_and_folders_off(tmp_path, monkeypatch):
@@ -110,5 +142,5 @@ def test_recipe_bits_and_output_folder_reach_the_file(tmp_path):
     src = tmp_path / "a.png"
     Image.fromarray(np.round(photo_like(30, 40) * 255).astype(np.uint8)).save(src)
     assert main(["--config", str(cfg), "process", str(src), "--recipe", "small", "-q"]) == 0
-    px = tifffile.imread(out / "a-truepix.tif")
+    px = tifffile.imread(out / "a-truepix-x2.tif")
     assert px.dtype == np.uint8 and px.shape == (60, 80, 3)

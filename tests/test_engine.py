@@ -452,3 +452,23 @@ def test_enhance_takes_srgb_pixels_as_they_are():
     assert a.fidelity.keys() == b.fidelity.keys()
     with pytest.raises(ValueError, match="transfer"):
         enhance(srgb, None, recipe, transfer="gamma")
+
+
+def test_the_colour_shift_says_when_it_is_against_a_noisy_input():
+    """A denoise compared with its noisy input counts the noise it removed as colour shift (issue 20:
+    2.16 dE00 for a correct result); the report says what it was measured against."""
+    from PIL import Image
+
+    from conftest import REPO
+    from truepix.engine.pipeline import enhance
+    from truepix.recipes import BUILTIN, Recipe, Step
+
+    photo = np.asarray(Image.open(REPO / "samples" / "colorchart.jpg").convert("RGB"), np.float32) / 255
+    truth = np.ascontiguousarray(photo[200:328, 300:428])
+    noisy = np.clip(truth + np.random.default_rng(0).normal(0, 25 / 255, truth.shape), 0, 1).astype(np.float32)
+    opts = EngineOptions(tile=64)
+    denoised = enhance(noisy, None, BUILTIN["denoise"], opts)
+    assert denoised.fidelity["colour_shift_against"] == "noisy input"
+    assert denoised.fidelity["colour_shift_mean"] > 1.0  # the input's noise, still in its block means
+    clean_up = enhance(truth, None, Recipe("x2", (Step("upscale-x2"),)), opts)
+    assert clean_up.fidelity["colour_shift_against"] == "input"

@@ -1,6 +1,8 @@
 """``truepix eval`` and ``truepix bench`` produce the documented JSON (figures are not asserted as speeds)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,6 +57,21 @@ def test_bench_json(tmp_path, capsys):
     net = by["upscale-x2 (network only)"]
     assert net["precision"] == "float32" and 0 < net["gmacs_per_s"]
     assert "GMAC/s (of conv peak)" in capsys.readouterr().out
+
+
+def test_bench_default_is_quick_the_default_recipes_model(tmp_path, capsys):
+    """With no --model and no --all: the default recipe's model at one size, no peak rows, a progress
+    bar with the time left and one line per case (the full table is `--all`)."""
+    from truepix.recipes import BUILTIN
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "0.02", "--json", str(out)]) == 0
+    model = BUILTIN["upscale"].steps[0].model
+    names = [c["method"] for c in json.loads(out.read_text())["cases"]]
+    assert names == [model, f"{model} (network only)", f"{model} (file to file)", "pillow-bicubic"]
+    err = capsys.readouterr().err
+    assert "truepix bench:" in err and "case 4/4" in err and "<" in err  # tqdm's [elapsed<remaining]
+    assert f"truepix bench: {model} @ 0.02 MP: " in err and "output MP/s" in err
 
 
 def test_eval_camera_protocol_reports_the_true_to_life_measures(tmp_path, capsys):
@@ -126,3 +143,41 @@ def test_an_eval_that_cannot_run_raises_eval_error_and_the_cli_exits_1_with_its_
     with pytest.raises(SystemExit) as ended:
         main(["eval", "--task", "demosaic", "--data", str(empty)])
     assert ended.value.code == f"truepix: eval: no images in {empty}"
+
+
+@pytest.mark.parametrize("blocked, argv, says", [
+    ("cv2", ["eval", "--task", "upscale", "--data", "{data}", "--peer-dir", "{data}"],
+     "--peer-dir (OpenCV dnn_superres peers) needs opencv-contrib-python-headless"),
+    ("cv2", ["bench", "--sizes", "0.01", "--model", "upscale-x2", "--peer-dir", "{data}"],
+     "--peer-dir (OpenCV dnn_superres peers) needs opencv-contrib-python-headless"),
+    ("bm3d", ["eval", "--task", "denoise", "--data", "{data}", "--cbm3d"], "--cbm3d needs bm3d"),
+    ("colour_demosaicing", ["eval", "--task", "upscale", "--data", "{data}", "--degradation", "independent"],
+     "--degradation independent (its Menon 2007 demosaic) needs colour-demosaicing"),
+])
+def test_eval_without_the_extra_says_what_is_missing_in_one_line(tmp_path, blocked, argv, says):
+    """Without the eval extra (the package made unimportable in a fresh interpreter): one line naming
+    what is missing and the install command, no traceback, before any work."""
+    data = tmp_path / "set"
+    data.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / "a.png")
+    code = (f"import sys; sys.modules[{blocked!r}] = None; from truepix.cli import main; "
+            f"sys.exit(main({[a.format(data=data) for a in argv]!r}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [f"truepix: {says}, which is not installed: pip install -e '.[eval]'"], r.stderr
+
+
+def test_demosaic_eval_says_which_rows_it_left_out(tmp_path):
+    data = tmp_path / "set"
+    data.mkdir()
+    Image.fromarray(np.round(photo_like(40, 40, seed=1) * 255).astype(np.uint8)).save(data / "a.png")
+    out = tmp_path / "d.json"
+    code = ("import sys; sys.modules['colour_demosaicing'] = None; from truepix.cli import main; "
+            f"sys.exit(main(['eval', '--task', 'demosaic', '--data', {str(data)!r}, '--no-libraw', "
+            f"'--json', {str(out)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    note = "bilinear, Malvar 2004 and Menon 2007 left out: colour-demosaicing is not installed"
+    assert note in r.stderr and note in r.stdout  # said as it starts, and under the table
+    assert json.loads(out.read_text())["left_out"] == [note + " (pip install -e '.[eval]')"]

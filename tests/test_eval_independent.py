@@ -161,11 +161,27 @@ def test_evaluate_upscale_independent_smoke(tmp_path):
     assert {"bicubic", "lanczos", "upscale-x2", "upscale-x2 (no guard)"} == set(methods)
     for r in methods.values():
         assert set(r) == {"psnr", "ssim", "seconds", "colour_shift", "colour_shift_input", "backprojection_psnr",
-                          "bokeh_hf_ratio"}
+                          "bokeh_hf_ratio", "colour_shift_quiet_input"}
         assert r["bokeh_hf_ratio"] > 0 and 0 < r["ssim"] <= 1
     assert methods["bicubic"]["bokeh_hf_ratio"] == 1.0
     assert 0 < result["bokeh_truth_ratio"]
-    assert "bokeh HF / bicubic" in format_table(result)
+    # the same camera without sensor noise: its input differs from the noisy one, and bicubic keeps the
+    # noisy input's means (about 0 against it) while sitting that far from the noise-free one
+    assert result["input_noise_colour_shift"] > 0
+    assert methods["bicubic"]["colour_shift_input"] < methods["bicubic"]["colour_shift_quiet_input"]
+    table = format_table(result)
+    assert "bokeh HF / bicubic" in table and "the noise-free input vs the noisy input itself" in table
+
+
+def test_the_noise_free_twin_is_the_same_draw_without_noise():
+    y, x = np.mgrid[0:64, 0:80].astype(np.float32)  # a smooth scene: what varies pixel to pixel is noise
+    truth = np.stack([0.3 + 0.3 * x / 80, 0.4 + 0.2 * y / 64, 0.35 + 0 * x], -1).astype(np.float32)
+    _, noisy, _, params = independent.independent_lr(truth, 2, 3)
+    _, quiet, _, quiet_params = independent.independent_lr(truth, 2, 3, noise=False)
+    assert params == quiet_params and quiet.shape == noisy.shape
+    # noise shows as fine variance the quiet twin lacks; the picture underneath is the same
+    hp = lambda x: np.var(x[1:, :, 1] - x[:-1, :, 1])  # noqa: E731
+    assert hp(noisy) > hp(quiet) and np.abs(noisy.mean((0, 1)) - quiet.mean((0, 1))).max() < 0.02
 
 
 @pytest.mark.skipif(not RAW.is_dir(), reason="the shared RAW samples are not beside the repo")

@@ -65,7 +65,7 @@ def test_every_documented_example_against_a_live_daemon(tmp_path):
         assert d.alive()
     finally:
         d.stop()
-    assert (tmp_path / "IMG_0042-truepix.tif").exists() and (tmp_path / "out" / "IMG_0042-web.jpg").exists()
+    assert (tmp_path / "IMG_0042-truepix-x2.tif").exists() and (tmp_path / "out" / "IMG_0042-web.jpg").exists()
 
 
 def _run(command: str, env: dict) -> str:

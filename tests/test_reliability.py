@@ -82,11 +82,11 @@ def test_health_says_503_with_the_problem_while_queue_writes_fail_and_200_after(
     q = JobQueue(tmp_path / "q.sqlite3")
     real_claim, failures = q.claim, [4]
 
-    def claim():
+    def claim(**kwargs):
         if failures[0]:
             failures[0] -= 1
             raise sqlite3.OperationalError("database is locked")
-        return real_claim()
+        return real_claim(**kwargs)
 
     q.claim = claim
     worker = Worker(q, EngineOptions(tile=128), poll=0.05)

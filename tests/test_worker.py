@@ -2,6 +2,7 @@
 cancel, shutdown requeue, bad files, a full disk."""
 
 import errno
+import pathlib
 import threading
 import time
 
@@ -73,7 +74,7 @@ def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue, monkey
                 job = queue.claim(*args, **kwargs)
                 if job is not None:
                     events.append(("claim", job.id))
-                    running_seen.append(queue.counts()["running"])
+                    running_seen.append((queue.counts()["running"], queue.get(job.id).as_dict()))
             return job
 
         def finish(self, job_id, *args, **kwargs):
@@ -99,8 +100,14 @@ def test_jobs_run_in_order_and_the_next_is_decoded_ahead(tmp_path, queue, monkey
     # While one job is inferred the next one is already claimed and decoded: two running, never three.
     for current, ahead in zip(ids, ids[1:], strict=False):
         assert events.index(("decoded", ahead)) < events.index(("finish", current)), events
-    assert max(running_seen) == 2
-    assert _visible(src) == sorted([f"p{i}.jpg" for i in range(4)] + [f"p{i}-truepix.tif" for i in range(4)])
+    # ... but users see one running job (issue 20: `truepix status` showed two): the one decoded ahead
+    # is queued, with no start time, until its inference begins.
+    assert max(n for n, _ in running_seen) == 1
+    ahead = [view for _, view in running_seen if view["decoded_ahead"]]
+    assert ahead and all(v["state"] == "queued" and v["started"] is None for v in ahead)
+    # A job's start is when its inference began, after the one before it had finished, not its claim.
+    assert all(k.started >= j.finished for j, k in zip(done, done[1:], strict=False))
+    assert _visible(src) == sorted([f"p{i}.jpg" for i in range(4)] + [f"p{i}-truepix-x2.tif" for i in range(4)])
 
 
 def test_pause_lets_the_current_job_finish_and_starts_no_other(tmp_path, queue):
@@ -121,6 +128,28 @@ def test_pause_lets_the_current_job_finish_and_starts_no_other(tmp_path, queue):
     finally:
         w.stop(5)
     assert [queue.get(j.id).state for j in jobs] == ["done"] * 3
+
+
+def test_pause_submit_resume_shows_one_running_job(tmp_path, queue):
+    """Issue 20's reproduction: a job runs, pause, submit another, resume, status.  The second is
+    claimed and decoded ahead, but users see it queued (no start time) until its inference begins."""
+    src, first, w = _big_job_under_way(tmp_path, queue)
+    try:
+        w.pause()
+        second = queue.submit(_jpeg(src / "next.jpg", 48, 64, seed=3), UPSCALE)
+        w.resume()
+        assert wait_until(lambda: queue.get(second.id).state == "running")  # claimed (the queue's own state)
+        view = queue.get(second.id).as_dict()
+        assert queue.get(first.id).state == "running"  # seconds of inference left: the second waits ahead
+        assert view["state"] == "queued" and view["decoded_ahead"] and view["started"] is None, view
+        assert queue.counts()["running"] == 1 and queue.counts()["queued"] == 1
+        assert [j.id for j in queue.jobs("running")] == [first.id]
+        assert [j.id for j in queue.jobs("queued")] == [second.id]
+        assert wait_until(lambda: _final(queue, [first.id, second.id]), timeout=120)
+    finally:
+        w.stop(5)
+    a, b = queue.get(first.id), queue.get(second.id)
+    assert (a.state, b.state) == ("done", "done") and b.started >= a.finished
 
 
 def _big_job_under_way(tmp_path, queue):
@@ -160,7 +189,7 @@ def test_shutdown_after_the_grace_period_requeues_without_output(tmp_path, queue
         assert wait_until(lambda: _final(queue, [job.id]))
     finally:
         w2.stop(5)
-    assert queue.get(job.id).state == "done" and _visible(src) == ["big-truepix.tif", "big.jpg"]
+    assert queue.get(job.id).state == "done" and _visible(src) == ["big-truepix-x2.tif", "big.jpg"]
 
 
 def test_bad_files_fail_with_their_error_and_the_next_file_goes_through(tmp_path, queue):
@@ -205,10 +234,47 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
     finally:
         w.stop(5)
     failed = queue.get(job.id)
-    assert calls and calls[0].name.startswith(".a-truepix.tif.truepix-tmp-")  # the temp file was fully written
+    assert calls and calls[0].name.startswith(".a-truepix-x2.tif.truepix-tmp-")  # the temp file was fully written
     assert failed.state == "failed" and "disk full" in failed.error and "nothing written" in failed.error
     assert sorted(p.name for p in src.iterdir()) == ["a.jpg"]  # temp file removed, no output
     assert (src / "a.jpg").read_bytes() == original
+
+
+@pytest.mark.parametrize("failures, state", [(1, "done"), (5, "failed")])
+def test_a_transient_io_error_is_retried_a_bad_one_is_not(tmp_path, queue, monkeypatch, caplog, failures, state):
+    """EIO at the flush (a network share's hiccup): the job goes back to the queue, its attempt counted,
+    and runs again; an error that keeps coming fails it after TRANSIENT_RETRIES more tries, once."""
+    from truepix.io import atomic
+
+    monkeypatch.setattr(worker_module, "TRANSIENT_DELAY", 0.05)
+    real, calls = atomic.fsync_file, []
+
+    def flaky(path):
+        calls.append(path)
+        if len(calls) <= failures:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path)
+
+    monkeypatch.setattr(atomic, "fsync_file", flaky)
+    src = tmp_path / "in"
+    src.mkdir()
+    job = queue.submit(_jpeg(src / "a.jpg"), UPSCALE)
+    w = Worker(queue, FAST, poll=0.05)
+    w.start()
+    try:
+        assert wait_until(lambda: _final(queue, [job.id]))
+    finally:
+        w.stop(5)
+    end = queue.get(job.id)
+    assert end.state == state, end
+    if state == "done":
+        assert end.attempts == 2 and len(calls) == 2
+        assert "transient, trying again in 0 s (attempt 1 of 3)" in caplog.text
+        assert len(end.outputs) == 1 and pathlib.Path(end.outputs[0]).is_file()
+    else:
+        assert end.attempts == 1 + worker_module.TRANSIENT_RETRIES == len(calls)
+        assert "Input/output error" in end.error or "I/O" in end.error, end.error
+        assert _visible(src) == ["a.jpg"]  # nothing partial from any of the tries
 
 
 def test_a_stop_while_the_only_job_is_decoding_lets_it_finish(tmp_path, queue):
@@ -225,7 +291,7 @@ def test_a_stop_while_the_only_job_is_decoding_lets_it_finish(tmp_path, queue):
     w.wake()
     assert wait_until(lambda: (c := w.current()) is not None and c.phase == "decoding", step=0.002)
     assert w.stop(grace=60)
-    assert queue.get(job.id).state == "done" and (src / "big-truepix.tif").exists()
+    assert queue.get(job.id).state == "done" and (src / "big-truepix-x2.tif").exists()
 
 
 def test_the_daemon_develops_raws_to_linear_dng_and_notes_fallbacks(tmp_path, queue):
@@ -243,7 +309,7 @@ def test_the_daemon_develops_raws_to_linear_dng_and_notes_fallbacks(tmp_path, qu
     finally:
         w.stop(5)
     done, refused = (queue.get(i) for i in ids)
-    assert done.state == "done" and done.outputs == [str(src / "bayer-truepix.dng")]
+    assert done.state == "done" and done.outputs == [str(src / "bayer-truepix-develop.dng")]
     assert "raw noise" in (done.note or "")
     assert refused.state == "failed" and "photo.jpg" in refused.error and "RAW" in refused.error
 

@@ -72,7 +72,8 @@ def cmd_process(args) -> int:
     config = _config(args)
     recipe = load_recipe(args.recipe, args.model, config.recipes).with_format(args.format)
     options = _engine_options(args, config)
-    inputs = expand_inputs(args.paths)
+    # a folder's own outputs (any recipe's suffix) are not inputs: a second run looks at originals only
+    inputs = expand_inputs(args.paths, {recipe.suffix, *(r.suffix for r in config.recipes.values())})
     if not inputs:
         print("truepix: no input files", file=sys.stderr)
         return 1
@@ -102,7 +103,9 @@ def cmd_process(args) -> int:
         if not args.quiet or res.status != "done":
             if res.status == "done":
                 f = res.fidelity
-                extra = (f" (colour shift {f['colour_shift_mean']:.2f} dE00, back-projection "
+                against = (" against the noisy input, which counts the noise removed"
+                           if f.get("colour_shift_against") == "noisy input" else "")
+                extra = (f" (colour shift {f['colour_shift_mean']:.2f} dE00{against}, back-projection "
                          f"{f['backprojection_psnr_db']:.1f} dB)") if "colour_shift_mean" in f else ""
                 tqdm.write(f"truepix: {path.name} -> {res.output} {res.width}x{res.height} in "
                            f"{res.seconds:.1f} s{extra}", file=sys.stderr)
@@ -132,15 +135,20 @@ def cmd_models(args) -> int:
     from truepix.engine import models
 
     table = models.load_manifest()
-    providers, why = models.choose_providers(_engine_options(args).provider)
+    opts = _engine_options(args)
+    providers, why = models.choose_providers(opts.provider)
+    precision, precision_why = models.chosen_precision(opts.precision, opts.provider)
     if args.json:
         json.dump({"provider": providers[0], "why": why, "available": models.available_providers(),
+                   "precision": precision, "precision_why": precision_why,
                    "models": [{"name": m.name, "version": m.version, "task": m.task, "scale": m.scale,
                                "file": str(m.path), "sha256": m.sha256} for m in table.values()]},
                   sys.stdout, indent=2)
         print()
         return 0
     print(f"execution provider: {providers[0]} ({why})")
+    print(f"precision: {precision_why}" + (f"; a model without a {precision} file runs float32"
+                                            if precision != "float32" else ""))
     for m in table.values():
         try:
             models.verify(m)
@@ -201,9 +209,22 @@ def _eval_exit(cmd):
     return run
 
 
+def _require_extras(args) -> None:
+    """Before any work: an option whose rows need a package of the eval extra says so in one line."""
+    from truepix.evaluate import extras
+
+    if getattr(args, "peer_dir", None) is not None:
+        extras.require("cv2", "--peer-dir (OpenCV dnn_superres peers)")
+    if getattr(args, "cbm3d", False):
+        extras.require("bm3d", "--cbm3d")
+    if getattr(args, "degradation", None) in ("independent", "rawbin"):
+        extras.require("colour_demosaicing", f"--degradation {args.degradation} (its Menon 2007 demosaic)")
+
+
 @_eval_exit
 def cmd_eval(args) -> int:
     opts = _engine_options(args, measuring=True)
+    _require_extras(args)
     from truepix.evaluate.sr import evaluate_upscale, format_table
 
     if args.task == "demosaic":
@@ -239,15 +260,24 @@ def cmd_bench(args) -> int:
     from truepix.evaluate.bench import format_batch_table, format_table, run_bench, run_engine_bench
 
     opts = _engine_options(args, measuring=True)
+    _require_extras(args)
     if args.engine:
-        result = run_engine_bench(files=args.files, megapixels=args.sizes[0], recipe=args.recipe, tile=opts.tile)
+        result = run_engine_bench(files=args.files, megapixels=(args.sizes or [2])[0], recipe=args.recipe,
+                                  tile=opts.tile)
         print(format_batch_table(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    result = run_bench(sizes=args.sizes, peer_dir=args.peer_dir, peers=args.peers, models=args.model, tile=opts.tile,
+    models = args.model
+    if not models and not args.all and not args.raw:  # the quick default: what `truepix run` runs, one size
+        from truepix.recipes import BUILTIN
+
+        models = [BUILTIN["upscale"].steps[0].model]
+    sizes = args.sizes or ([12, 24] if args.all else [2])
+    result = run_bench(sizes=sizes, peer_dir=args.peer_dir, peers=args.peers, models=models, tile=opts.tile,
                        threads=opts.threads, provider=opts.provider, repeat=args.repeat,
-                       file_to_file=not args.no_file_to_file, raw_files=args.raw)
+                       file_to_file=not args.no_file_to_file, raw_files=args.raw,
+                       conv_peak=args.all or bool(args.model))
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -268,7 +298,11 @@ def _client(args):
 
 def _print_job(job: dict) -> None:
     name = pathlib.Path(job["source"]).name
-    line = f"job {job['id']:>5}  {job['state']:<9}  {name}  ({job['recipe']})"
+    # A cancel of a running job is a request the worker honours at its next tile: say so, not "running".
+    state = "cancelling" if job.get("cancel_requested") and job["state"] in ("queued", "running") else job["state"]
+    line = f"job {job['id']:>5}  {state:<10}  {name}  ({job['recipe']})"
+    if job.get("decoded_ahead") and state == "queued":
+        line += "  [next: decoded ahead of the running job]"
     if job["state"] == "done" and job["outputs"]:
         line += f" -> {job['outputs'][0]}"
     if job.get("error"):
@@ -355,11 +389,28 @@ def cmd_job_action(args) -> int:
     return 0
 
 
+def cmd_open(args) -> int:
+    from truepix.service.client import open_page
+
+    url, opened = open_page(_client(args), browser=not args.print)
+    if args.print:
+        print(url)  # alone on stdout, for scripts and tests
+    elif opened:
+        print(f"truepix: opened the daemon's page in your browser ({url.split('/web/')[0]}/web/)", file=sys.stderr)
+    else:
+        print(f"truepix: no web browser could be started; open this link within a minute (it works once):\n{url}",
+              file=sys.stderr)
+    return 0
+
+
 def cmd_config_path(args) -> int:
     from truepix.config import default_config_path
 
     path = args.config or default_config_path()
-    print(f"{path} ({'exists' if path.exists() else 'absent: defaults in use; see config.example.toml'})")
+    # The path alone on stdout, for `cp config.example.toml "$(truepix config-path)"`; the note on stderr.
+    print(path)
+    note = "exists" if path.exists() else "absent: the built-in defaults are in use; see config.example.toml"
+    print(f"truepix: {note}", file=sys.stderr)
     return 0
 
 

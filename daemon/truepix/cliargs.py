@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tiff", "png", "jpeg", "dng"],
                    help="output format (default: the recipe's; dng: a linear DNG, RAW sources only)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of adding -1, -2...")
-    p.add_argument("--force", action="store_true", help="enhance files truepix already enhanced")
+    p.add_argument("--force", action="store_true",
+                   help="redo files already done (an output records the same content and recipe) and enhance "
+                        "truepix's own outputs; a new name, never overwriting")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -87,8 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="cmd_eval")
 
     p = sub.add_parser("bench", help="speed and peak memory per model, side by side with Pillow bicubic")
-    p.add_argument("--sizes", type=float, nargs="+", default=[12, 24], help="input megapixels (default 12 24)")
-    p.add_argument("--model", action="append", help="model to bench (repeatable; default: all shipped)")
+    p.add_argument("--sizes", type=float, nargs="+",
+                   help="input megapixels (default 2; with --all 12 24; with --engine 2)")
+    p.add_argument("--model", action="append",
+                   help="model to bench (repeatable; default: the default recipe's model, or with --all every "
+                        "shipped upscaler)")
+    p.add_argument("--all", action="store_true",
+                   help="the full table: every shipped upscaler at 12 and 24 MP, network only and file to file, "
+                        "and the machine's convolution peak (about 30 minutes and 5 GB on 2 cores)")
     p.add_argument("--peer-dir", type=pathlib.Path, help="OpenCV dnn_superres .pb files to compare with")
     p.add_argument("--peer", action="append", dest="peers", metavar="NAME",
                    help="only this peer of --peer-dir, e.g. FSRCNN_x2 (repeatable; default: every one)")
@@ -136,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int, metavar="ID")
         p.set_defaults(handler="cmd_job_action")
 
+    p = sub.add_parser("open", help="open the daemon's web page in the default browser, signed in")
+    p.add_argument("--print", action="store_true",
+                   help="print the one-time sign-in URL (good once, for 60 s) instead of opening a browser")
+    p.set_defaults(handler="cmd_open")
+
     p = sub.add_parser("config-path", help="print where the config file is read from")
     p.set_defaults(handler="cmd_config_path")
+    # `truepix run --config FILE` as users type it, beside `truepix --config FILE run`: SUPPRESS keeps the
+    # sub-command's copy from overwriting the global one when only that is given.
+    for sp in sub.choices.values():
+        sp.add_argument("--config", type=pathlib.Path, default=argparse.SUPPRESS,
+                        help="config file (here or before the sub-command)")
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser

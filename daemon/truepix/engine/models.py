@@ -257,9 +257,7 @@ def with_precision(table: dict[str, ModelInfo], precision: str = "auto",
         twin = table.get(twin_name) if twin_name else None
         if twin is not None and twin.precision == chosen:
             swapped[name] = twin
-    if why not in _announced:
-        _announced.add(why)
-        log.info("engine: precision %s", why)
+    _announce(f"precision {why}")
     return swapped
 
 
@@ -300,6 +298,22 @@ _sessions_lock = threading.Lock()
 _announced: set[str] = set()
 
 
+def _announce(why: str) -> None:
+    """Say once per process which provider or precision runs: a fallback from what was asked for is a
+    warning (the user gets less than they configured); the ordinary choice is said where a user asks
+    for it — `truepix models`, and once when the daemon starts (``engine_summary``) — and otherwise
+    only with -v, so that every `truepix process` does not repeat it."""
+    if why in _announced:
+        return
+    _announced.add(why)
+    log.log(logging.WARNING if "falling back" in why else logging.DEBUG, "engine: %s", why)
+
+
+def engine_summary(provider: str = "auto", precision: str = "auto") -> str:
+    """One line for the daemon's start: the execution provider and the precision, each with why."""
+    return f"{choose_providers(provider)[1]}; precision {chosen_precision(precision, provider)[1]}"
+
+
 def session(model: ModelInfo, provider: str = "auto", threads: int = 0):
     """A cached ``onnxruntime.InferenceSession`` for ``model``.
 
@@ -330,8 +344,6 @@ def session(model: ModelInfo, provider: str = "auto", threads: int = 0):
         actual = sess.get_providers()[0]
         if actual != providers[0] and "falling back" not in why:
             why = f"falling back to {actual}: {providers[0]} could not run this model"
-        if why not in _announced:
-            _announced.add(why)
-            log.info("engine: %s", why)
+        _announce(why)
         _sessions[key] = sess
         return sess

@@ -51,10 +51,9 @@ def find_peers(peer_dir: pathlib.Path, scale: int) -> dict[str, pathlib.Path]:
 
 def opencv_peer(path: pathlib.Path, scale: int) -> Upscaler:
     """An OpenCV dnn_superres network (FSRCNN, ESPCN, LapSRN...), 8-bit in and out."""
-    try:
-        import cv2
-    except ImportError:
-        raise RuntimeError("OpenCV peers need the eval extra: pip install -e '.[eval]'") from None
+    from truepix.evaluate.extras import require
+
+    cv2 = require("cv2", "the OpenCV peers (--peer-dir)")
     m = _PEER.match(path.name)
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
     sr.readModel(str(path))

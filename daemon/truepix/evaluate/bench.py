@@ -263,9 +263,10 @@ def run_raw_bench(files, tile=512, threads=0, provider="auto") -> list[dict]:
 
 
 def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, provider="auto", repeat=1,
-              file_to_file=True, raw_files=None, peers=None) -> dict:
+              file_to_file=True, raw_files=None, peers=None, conv_peak=True) -> dict:
     """Run every case in its own process; returns ``{"cases": [...], ...}``.  With ``raw_files`` only
-    those RAW files are benched (develop vs LibRaw)."""
+    those RAW files are benched (develop vs LibRaw).  ``models`` None: every shipped upscaler.
+    ``conv_peak``: also the machine's convolution peak (float32 and int8), at the first size only."""
     if raw_files:
         import onnxruntime
 
@@ -289,30 +290,62 @@ def run_bench(sizes=(12, 24), peer_dir=None, models=None, tile=512, threads=0, p
         if peer_dir is not None:
             methods += [(f"opencv {name}", str(path)) for name, path in find_peers(peer_dir, scale).items()
                         if not peers or name in peers]
-    methods += [(CONV_PEAK + "float32", None), (CONV_PEAK + "int8", None)]
+    if conv_peak:
+        methods += [(CONV_PEAK + "float32", None), (CONV_PEAK + "int8", None)]
+    todo = [(mp, method, peer) for mp in sizes for method, peer in methods
+            if not (method.startswith(CONV_PEAK) and mp != sizes[0])]  # one size is enough for the peak
     cases = []
-    for mp in sizes:
-        for method, peer in methods:
-            if method.startswith(CONV_PEAK) and mp != sizes[0]:
-                continue  # one size is enough
-            cmd = [sys.executable, "-m", "truepix.evaluate.bench", "--case", method, "--mp", str(mp),
-                   "--tile", str(tile), "--threads", str(threads), "--provider", provider,
-                   "--repeat", str(repeat)]
-            if peer:
-                cmd += ["--peer", peer]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                if "MemoryError" in proc.stderr or "Insufficient memory" in proc.stderr or "bad_alloc" in proc.stderr:
-                    tail = f"out of memory (capped at {PEER_MEMORY_GB:.0f} GB)"
-                cases.append({"method": method, "input_mp": mp, "error": tail})
-            else:
-                cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"truepix bench: {method} @ {mp} MP done", file=sys.stderr, flush=True)
+    for mp, method, peer, bar in _progress(todo):
+        cmd = [sys.executable, "-m", "truepix.evaluate.bench", "--case", method, "--mp", str(mp),
+               "--tile", str(tile), "--threads", str(threads), "--provider", provider,
+               "--repeat", str(repeat)]
+        if peer:
+            cmd += ["--peer", peer]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            if "MemoryError" in proc.stderr or "Insufficient memory" in proc.stderr or "bad_alloc" in proc.stderr:
+                tail = f"out of memory (capped at {PEER_MEMORY_GB:.0f} GB)"
+            cases.append({"method": method, "input_mp": mp, "error": tail})
+        else:
+            cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        bar.write(f"truepix bench: {method} @ {mp:g} MP: " + (
+            f"error: {cases[-1]['error']}" if "error" in cases[-1] else _case_line(cases[-1])), file=sys.stderr)
     import onnxruntime
 
     return {"cases": cases, "tile": tile, "threads": threads, "provider": provider,
             "onnxruntime": onnxruntime.__version__, "cpu_count": __import__("os").cpu_count()}
+
+
+def _case_weight(mp: float, method: str) -> float:
+    """A case's rough cost, in units of one network pass over 1 MP, for the progress bar's estimate
+    (Pillow and the peak are seconds; a file-to-file case is a network pass plus decode and encode)."""
+    if method.startswith(CONV_PEAK):
+        return 2.0
+    if method.startswith(PILLOW):
+        return 0.05 * mp
+    return mp * (1.3 if method.endswith(FILE_TO_FILE) else 1.0)
+
+
+def _progress(todo):
+    """Yield ``(mp, method, peer, bar)`` per case under one tqdm bar on stderr, weighted by
+    ``_case_weight`` so its estimate of the time left is about right from the first cases on."""
+    from tqdm import tqdm
+
+    weights = [_case_weight(mp, method) for mp, method, _ in todo]
+    with tqdm(total=sum(weights), desc="truepix bench", file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar:20}| [{elapsed}<{remaining}]{postfix}") as bar:
+        for i, ((mp, method, peer), weight) in enumerate(zip(todo, weights, strict=True)):
+            bar.set_postfix_str(f"case {i + 1}/{len(todo)}: {method} @ {mp:g} MP", refresh=True)
+            yield mp, method, peer, bar
+            bar.update(weight)
+
+
+def _case_line(case: dict) -> str:
+    line = f"{case.get('seconds', 0):.2f} s"
+    if "mp_per_s" in case:
+        line += f", {case['mp_per_s']:.2f} output MP/s, peak {case.get('peak_rss_mb', 0):.0f} MB"
+    return line
 
 
 def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "upscale", workers=(1, 2),

@@ -51,10 +51,12 @@ def crop_for(img: np.ndarray, scale: int) -> np.ndarray:
 COLOUR_BLOCK = 8  # input pixels per side of the blocks the colour shift compares, as in the daemon's report
 
 
-def fidelity_scores(out: np.ndarray, truth: np.ndarray, lr: np.ndarray, scale: int) -> dict[str, float]:
+def fidelity_scores(out: np.ndarray, truth: np.ndarray, lr: np.ndarray, scale: int,
+                    quiet: np.ndarray | None = None) -> dict[str, float]:
     """Colour shift of the output against the ground truth (CIEDE2000 between the means of light over
     blocks of ``COLOUR_BLOCK`` input pixels, i.e. both downscaled to a grid the input resolves, as the
-    daemon's fidelity report does) and back-projection PSNR of the output against its own input (dB)."""
+    daemon's fidelity report does) and back-projection PSNR of the output against its own input (dB).
+    ``quiet``: the same camera's input without sensor noise; adds the colour shift against it."""
     block = COLOUR_BLOCK * scale
     clipped = np.clip(out, 0, 1).astype(np.float32)
     shift = report(clipped, truth.astype(np.float32), 1, block=block)
@@ -62,8 +64,12 @@ def fidelity_scores(out: np.ndarray, truth: np.ndarray, lr: np.ndarray, scale: i
     # itself changed (the colour error of the degradation, which no upscaler is asked to undo, aside)
     own = report(clipped, np.asarray(lr, np.float32), scale, block=COLOUR_BLOCK)
     back = area_downscale(clipped, scale)
-    return {"colour_shift": shift["colour_shift_mean"], "colour_shift_input": own["colour_shift_mean"],
-            "backprojection_psnr": psnr(back, lr)}
+    scores = {"colour_shift": shift["colour_shift_mean"], "colour_shift_input": own["colour_shift_mean"],
+              "backprojection_psnr": psnr(back, lr)}
+    if quiet is not None:
+        scores["colour_shift_quiet_input"] = report(clipped, np.asarray(quiet, np.float32), scale,
+                                                    block=COLOUR_BLOCK)["colour_shift_mean"]
+    return scores
 
 
 # -- "no invention" -------------------------------------------------------------------------------

@@ -55,14 +55,12 @@ def psnr_rgb(out: np.ndarray, truth: np.ndarray, border: int) -> float:
 
 
 def colour_demosaicing_methods() -> dict:
-    """bilinear, Malvar 2004 and Menon 2007 from ``colour-demosaicing`` ({} when it is not installed)."""
-    import warnings
+    """bilinear, Malvar 2004 and Menon 2007 from ``colour-demosaicing`` ({} when it is not installed,
+    said in one line: ``extras.missing_note``)."""
+    from truepix.evaluate import extras
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # colour-science announces its optional plotting extras
-            import colour_demosaicing as cd
-    except ImportError:
+    cd = extras.load("colour_demosaicing")
+    if cd is None:
         return {}
 
     return {
@@ -155,6 +153,11 @@ def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: 
     for n in names:
         if n not in table or not table[n].kind.needs_raw:
             raise EvalError(f"eval: {n!r} is not an installed Bayer (demosaic) model")
+    from truepix.evaluate import extras
+
+    if cbm3d:
+        extras.require("bm3d", "--cbm3d")
+    notes = [n for n in [extras.missing_note("colour_demosaicing", "bilinear, Malvar 2004 and Menon 2007")] if n]
     classical = colour_demosaicing_methods()
     tmp = tempfile.TemporaryDirectory(prefix="truepix-eval-")
     if libraw:
@@ -222,7 +225,7 @@ def evaluate_demosaic(data: pathlib.Path, models: list[str] | None = None, iso: 
             best[cond] = max(cands, key=cands.get)
     return {"task": "demosaic", "dataset": data.name, "images": len(files), "border": border,
             "conditions": conditions, "held_out_camera": HELD_OUT, "results": results, "best_classical": best,
-            "networks": list(nets)}
+            "networks": list(nets), "left_out": notes}
 
 
 def format_table(result: dict) -> str:
@@ -241,4 +244,5 @@ def format_table(result: dict) -> str:
             if b and c in result["results"][net]:
                 gains.append(f"{c}: {result['results'][net][c] - result['results'][b][c]:+.2f} dB over {b}")
         lines.append(f"\n{net}: " + "; ".join(gains))
+    lines += [f"\n{note}" for note in result.get("left_out", [])]
     return "\n".join(lines)

@@ -164,11 +164,14 @@ def aperture_sample(linear: np.ndarray, scale: int, fill: float) -> np.ndarray:
 # -- sensor and development -----------------------------------------------------------------------
 
 
-def record(raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def record(raw: np.ndarray, rng: np.random.Generator, noise: bool = True) -> np.ndarray:
     """Shot + read noise (``NOISE`` at ``ISO``), one row offset per sensor row, 12-bit quantisation.
 
-    raw: (H, W) normalised raw units.  Returns float32, unclipped below black.
+    raw: (H, W) normalised raw units.  ``noise`` False: the same sensor without noise (quantised only).
+    Returns float32, unclipped below black.
     """
+    if not noise:
+        return normalise_raw(quantise_raw(raw, NOISE), NOISE)
     noisy = add_sensor_noise(raw, ISO, NOISE, rng)
     noisy = noisy + rng.normal(0.0, ROW_SIGMA, size=(raw.shape[0], 1)).astype(noisy.dtype)
     return normalise_raw(quantise_raw(noisy, NOISE), NOISE)
@@ -199,8 +202,11 @@ def defocus_third(h: int, w: int, index: int) -> np.ndarray:
 # -- the whole camera -----------------------------------------------------------------------------
 
 
-def independent_lr(truth: np.ndarray, scale: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def independent_lr(truth: np.ndarray, scale: int, index: int,
+                   noise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """The independent camera's image of ``truth`` (sRGB float32 (H, W, 3), H and W multiples of 2*scale).
+    ``noise`` False: the same draw (lens, aperture, white balance, JPEG) from a sensor without noise —
+    the reference that tells a colour change from the noise a method removed.
 
     Returns (teacher: ``truth`` with its defocused third, sRGB float32 (H, W, 3); lr: sRGB float32
     (H/scale, W/scale, 3); mask: the defocused third (H, W), 1 = fully defocused; the draw's parameters).
@@ -217,7 +223,7 @@ def independent_lr(truth: np.ndarray, scale: int, index: int) -> tuple[np.ndarra
     light = aperture_sample(apply_psf(scene, lens_psf(params, scale)), scale, params["fill_factor"])
     gains = np.asarray(params["wb_gains"], np.float32)
     pattern = params["pattern"]
-    raw = record(mosaic(np.clip(light, 0, None) / gains, pattern), rng)
+    raw = record(mosaic(np.clip(light, 0, None) / gains, pattern), rng, noise)
     raw *= cfa_masks(pattern, *raw.shape).astype(np.float32) @ gains
     srgb = linear_to_srgb(np.clip(menon_demosaic(raw, pattern), 0.0, 1.0))
     lr = jpeg_roundtrip(srgb, params["jpeg_quality"], params["jpeg_subsampling"])

@@ -66,22 +66,24 @@ HF_FLOOR = (1 / 255) ** 2 / 12  # 8-bit quantisation noise: high-frequency energ
 
 
 def _image_cases(files, scale, degradation):
-    """(name, truth, lr, defocus mask or None) for the protocols that start from ground-truth images."""
+    """(name, truth, lr, defocus mask or None, noise-free lr or None) for the protocols that start from
+    ground-truth images."""
     for index, path in enumerate(files):
         if degradation == "bicubic":
             truth = load_truth(path, scale)
             lr = np.round(np.clip(imresize(truth, 1.0 / scale), 0, 1) * 255.0).astype(np.float32) / 255.0
-            yield path.name, truth, lr, None
+            yield path.name, truth, lr, None, None
         elif degradation == "camera":
             from truepix.evaluate import camera
 
             truth = camera.crop_for(load_truth(path, 1), scale)
-            yield path.name, truth, camera.camera_lr(truth, scale, index)[0], None
+            yield path.name, truth, camera.camera_lr(truth, scale, index)[0], None, None
         else:
             from truepix.evaluate import camera, independent
 
-            truth, lr, mask, _ = independent.independent_lr(camera.crop_for(load_truth(path, 1), scale), scale, index)
-            yield path.name, truth, lr, mask
+            crop = camera.crop_for(load_truth(path, 1), scale)
+            truth, lr, mask, _ = independent.independent_lr(crop, scale, index)
+            yield path.name, truth, lr, mask, independent.independent_lr(crop, scale, index, noise=False)[1]
 
 
 def _unsharp_baseline(unsharp_from: pathlib.Path, scale: int, degradation: str):
@@ -140,7 +142,7 @@ def evaluate_upscale(
         if not files:
             raise EvalError(f"eval: no files in {data}")
         skipped, crops = {}, {}
-        cases = ((n, t, lr, None) for n, t, lr in rawbin.cases(
+        cases = ((n, t, lr, None, None) for n, t, lr in rawbin.cases(
             files, scale, skipped, crops, max_half_pixels or rawbin.MAX_HALF_PIXELS))
     else:
         files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
@@ -164,8 +166,14 @@ def evaluate_upscale(
     per_file: dict[str, dict] = {}
     truth_ratios = []
     kinds: dict[str, dict[str, list[float]]] = {}  # an input-kind model's estimate and camera share per image
-    for index, (name_, truth, lr, mask) in enumerate(cases):
+    noise_shifts = []  # (independent) the noise-free input against the noisy one
+    for index, (name_, truth, lr, mask, quiet) in enumerate(cases):
         outputs = {}
+        if quiet is not None:
+            from truepix.engine.fidelity import report
+            from truepix.evaluate.camera import COLOUR_BLOCK
+
+            noise_shifts.append(report(quiet, lr, 1, block=COLOUR_BLOCK)["colour_shift_mean"])
         for name, up in methods.items():
             t0 = time.perf_counter()
             out = up(lr)
@@ -175,7 +183,7 @@ def evaluate_upscale(
             if degradation != "bicubic":
                 from truepix.evaluate import camera
 
-                row.update(camera.fidelity_scores(out, truth, lr, scale))
+                row.update(camera.fidelity_scores(out, truth, lr, scale, quiet))
             scores[name].append(row)
             if "input_kind_p" in getattr(up, "report", {}) and not name.endswith("(no guard)"):
                 kinds.setdefault(name, {})[name_] = [up.report["input_kind_p"], up.report["input_kind_camera"]]
@@ -195,6 +203,8 @@ def evaluate_upscale(
     for name, rows in scores.items():
         results[name] = {key: round(float(np.nanmean([r[key] for r in rows])), 4) for key in rows[0]}
         results[name]["seconds"] = round(seconds[name], 3)
+    if noise_shifts:
+        extra["input_noise_colour_shift"] = round(float(np.mean(noise_shifts)), 4)
     out = {"task": "upscale", "scale": scale, "dataset": data.name, "degradation": degradation,
            "images": evaluated, "results": results, **extra}
     if params:
@@ -280,6 +290,11 @@ def format_table(result: dict) -> str:
         lines.append(line + f" {r['seconds']:.2f} |")
     if deg == "independent":
         lines += ["", f"ground truth's own bokeh HF / bicubic: {result['bokeh_truth_ratio']:.2f}"]
+        if "input_noise_colour_shift" in result:
+            lines += ["colour shift vs the noise-free input (the same camera without sensor noise), per method: "
+                      + ", ".join(f"{n} {r['colour_shift_quiet_input']:.2f}" for n, r in result["results"].items()
+                                  if "colour_shift_quiet_input" in r),
+                      f"the noise-free input vs the noisy input itself: {result['input_noise_colour_shift']:.2f} ΔE00"]
     if result.get("unsharp_tuned_on"):
         lines += ["", f"unsharp mask tuned on {result['unsharp_tuned_on']}"]
     for name, k in result.get("input_kind", {}).items():

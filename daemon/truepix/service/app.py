@@ -286,6 +286,9 @@ class Daemon:
             log.info("job %d (%s): %s", job.id, pathlib.Path(job.source).name,
                      job.note or job.error or job.state)
         self.worker = Worker(self.queue, self.config.engine)
+        from truepix.engine.models import engine_summary  # said once here, not with every job
+
+        log.info("engine: %s", engine_summary(self.config.engine.provider, self.config.engine.precision))
         self.worker.on_finished = self._refresh_tray
         self.worker.start()
         self.folders = _prepare_folders(self.config)

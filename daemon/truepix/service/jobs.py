@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -35,10 +34,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     crashes     INTEGER NOT NULL DEFAULT 0, -- daemon crashes (a fatal signal) while its inference was under way
     kills       INTEGER NOT NULL DEFAULT 0, -- traceless daemon deaths (SIGKILL, power) meanwhile
     inferring   INTEGER NOT NULL DEFAULT 0, -- 1 from ``begin`` to its end or release
+    ahead       INTEGER NOT NULL DEFAULT 0, -- 1 while claimed and decoded ahead of the running job (not started)
     error       TEXT,
     note        TEXT,
     outputs     TEXT    NOT NULL DEFAULT '[]',
     planned     TEXT,                       -- the output path being written, set before the write starts
+    models      TEXT    NOT NULL DEFAULT '[]', -- the models that ran (labels, e.g. upscale-x2-int8@1), when done
+    report      TEXT    NOT NULL DEFAULT '{}', -- the run's fidelity report (engine/fidelity.py), when done
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created     REAL    NOT NULL,
     started     REAL,
@@ -52,6 +54,9 @@ _ADDED_COLUMNS = {  # columns later versions added, for queue files an older tru
     "crashes": "INTEGER NOT NULL DEFAULT 0",
     "kills": "INTEGER NOT NULL DEFAULT 0",
     "inferring": "INTEGER NOT NULL DEFAULT 0",
+    "ahead": "INTEGER NOT NULL DEFAULT 0",
+    "models": "TEXT NOT NULL DEFAULT '[]'",
+    "report": "TEXT NOT NULL DEFAULT '{}'",
 }
 
 
@@ -74,10 +79,13 @@ class Job:
     crashes: int
     inferring: bool
     kills: int
+    ahead: bool
     error: str | None
     note: str | None
     outputs: list[str]
     planned: str | None
+    models: list[str]
+    report: dict[str, Any]
     cancel_requested: bool
     created: float
     started: float | None
@@ -88,38 +96,45 @@ class Job:
     def recipe_object(self) -> Recipe:
         return from_mapping(self.recipe_name, self.recipe, f"job {self.id}: recipe")
 
+    @property
+    def public_state(self) -> str:
+        """The state a user sees: a job the worker only decoded ahead of the running one has not
+        started; it is still waiting its turn ("queued"), whatever the queue's own bookkeeping says."""
+        return "queued" if self.state == "running" and self.ahead else self.state
+
     def as_dict(self) -> dict[str, Any]:
         """The public (API) view of the job."""
         return {
-            "id": self.id, "source": self.source, "state": self.state, "recipe": self.recipe_name,
+            "id": self.id, "source": self.source, "state": self.public_state, "recipe": self.recipe_name,
+            "decoded_ahead": self.state == "running" and self.ahead,
             "attempts": self.attempts, "error": self.error, "note": self.note, "outputs": self.outputs,
+            "models": self.models, "report": self.report,
             "cancel_requested": self.cancel_requested, "duplicate": self.duplicate, "sha256": self.sha256,
             "created": self.created, "started": self.started, "finished": self.finished, "seconds": self.seconds,
         }
 
 
 def file_sha256(path: pathlib.Path, chunk: int = 1 << 20) -> tuple[str, os.stat_result]:
-    """The sha256 of the regular file ``path`` and its stat, both from one descriptor that never
-    blocks on a FIFO or device (io/regular.py)."""
-    from truepix.io.regular import open_regular
+    """The sha256 of the regular file ``path`` and its stat (``io.regular.file_sha256``: the one
+    content key of the queue, the Ray ledger and the outputs' XMP record)."""
+    from truepix.io.regular import file_sha256 as sha256
 
-    h = hashlib.sha256()
-    with open_regular(path) as fh:
-        st = os.fstat(fh.fileno())
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest(), st
+    return sha256(path, chunk)
 
 
 def recipe_key(recipe: Recipe) -> str:
-    return hashlib.sha256(json.dumps(recipe.to_mapping(), sort_keys=True).encode()).hexdigest()
+    """``Recipe.sha256``: the one recipe key of the queue, the Ray ledger and the outputs' XMP record."""
+    return recipe.sha256()
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
     d = dict(row)
     d["recipe"] = json.loads(d["recipe"])
     d["outputs"] = json.loads(d["outputs"])
+    d["models"] = json.loads(d["models"])
+    d["report"] = json.loads(d["report"])
     d["cancel_requested"] = bool(d["cancel_requested"])
     d["inferring"] = bool(d["inferring"])
+    d["ahead"] = bool(d["ahead"])
     d.pop("recipe_key")
     return Job(**d)

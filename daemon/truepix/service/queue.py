@@ -150,24 +150,27 @@ class JobQueue:
 
     # -- the worker's side ----------------------------------------------------------------------------
 
-    def claim(self) -> Job | None:
+    def claim(self, *, ahead: bool = False) -> Job | None:
         """Atomically take the oldest queued job and mark it running; None when none is queued.
 
         Claiming is not an attempt: the worker claims one job ahead to decode it while another is
-        inferred.  ``begin`` counts the attempt."""
+        inferred (``ahead``: such a job has not started — it has no ``started`` time and users see it
+        as queued, ``Job.public_state``, until ``begin``).  ``begin`` counts the attempt."""
         db = self._db()
         # One UPDATE ... RETURNING is one write transaction: two claimers cannot both match the row.
         row = db.execute(
-            "UPDATE jobs SET state = 'running', started = ?, planned = NULL, inferring = 0"
+            "UPDATE jobs SET state = 'running', started = ?, planned = NULL, inferring = 0, ahead = ?"
             " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) AND state = 'queued'"
-            " RETURNING *", (time.time(),)).fetchone()
+            " RETURNING *", (None if ahead else time.time(), int(ahead))).fetchone()
         return _row_to_job(row) if row is not None else None
 
     def begin(self, job_id: int) -> Job:
         """The claimed job's inference starts now: one more attempt, and a daemon death from here to
-        its end counts against it (``recover``)."""
+        its end counts against it (``recover``).  A job decoded ahead starts now; one decoded as the
+        running job keeps the time its decode began."""
         row = self._db().execute(
-            "UPDATE jobs SET attempts = attempts + 1, inferring = 1, started = ? WHERE id = ? AND state = 'running'"
+            "UPDATE jobs SET attempts = attempts + 1, inferring = 1, started = CASE WHEN ahead = 1 OR started IS NULL"
+            " THEN ? ELSE started END, ahead = 0 WHERE id = ? AND state = 'running'"
             " RETURNING *", (time.time(), job_id)).fetchone()
         if row is None:
             raise QueueError(f"job {job_id}: not running, cannot begin it")
@@ -177,9 +180,10 @@ class JobQueue:
         """Record the output path about to be written (``recover`` looks for it after a crash)."""
         self._db().execute("UPDATE jobs SET planned = ? WHERE id = ? AND state = 'running'", (str(output), job_id))
 
-    def finish(self, job_id: int, outputs: list[str], *, seconds: float, note: str | None = None) -> Job:
-        """running -> done with its outputs."""
-        return self._end(job_id, "done", outputs=outputs, seconds=seconds, note=note)
+    def finish(self, job_id: int, outputs: list[str], *, seconds: float, note: str | None = None,
+               models: list[str] | None = None, report: dict | None = None) -> Job:
+        """running -> done with its outputs, the models that ran and the fidelity report of the run."""
+        return self._end(job_id, "done", outputs=outputs, seconds=seconds, note=note, models=models, report=report)
 
     def fail(self, job_id: int, error: str, *, seconds: float | None = None) -> Job:
         """running -> failed; ``error`` is kept for the user and for ``retry``."""
@@ -190,11 +194,13 @@ class JobQueue:
         return self._end(job_id, "cancelled", error="cancelled; nothing written", seconds=seconds)
 
     def _end(self, job_id: int, state: str, *, outputs: list[str] | None = None, error: str | None = None,
-             seconds: float | None = None, note: str | None = None) -> Job:
+             seconds: float | None = None, note: str | None = None, models: list[str] | None = None,
+             report: dict | None = None) -> Job:
         row = self._db().execute(
             "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, seconds = ?, planned = NULL,"
-            " inferring = 0 WHERE id = ? AND state = 'running' RETURNING *",
-            (state, json.dumps(outputs or []), error, note, time.time(), seconds, job_id)).fetchone()
+            " models = ?, report = ?, inferring = 0, ahead = 0 WHERE id = ? AND state = 'running' RETURNING *",
+            (state, json.dumps(outputs or []), error, note, time.time(), seconds, json.dumps(models or []),
+             json.dumps(report or {}), job_id)).fetchone()
         if row is None:
             raise QueueError(f"job {job_id}: not running, cannot mark it {state}")
         return _row_to_job(row)
@@ -211,8 +217,18 @@ class JobQueue:
         """
         row = self._db().execute(
             "UPDATE jobs SET state = 'queued', started = NULL, planned = NULL, attempts = MAX(attempts - inferring, 0),"
-            " inferring = 0 WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
+            " inferring = 0, ahead = 0 WHERE id = ? AND state = 'running' RETURNING *", (job_id,)).fetchone()
         return _row_to_job(row) if row is not None else None
+
+    def requeue(self, job_id: int, why: str) -> Job:
+        """running -> queued after a failure worth another try (``process.is_transient``): unlike
+        ``release`` the attempt stays counted, so the worker's retry limit holds; ``why`` is the note."""
+        row = self._db().execute(
+            "UPDATE jobs SET state = 'queued', started = NULL, planned = NULL, inferring = 0, ahead = 0, note = ?"
+            " WHERE id = ? AND state = 'running' RETURNING *", (why, job_id)).fetchone()
+        if row is None:
+            raise QueueError(f"job {job_id}: not running, cannot queue it again")
+        return _row_to_job(row)
 
     def recover(self, crashed: bool = True) -> list[Job]:
         """At start-up: settle every job a dead process left ``running``.  Returns those jobs, updated.
@@ -250,7 +266,7 @@ class JobQueue:
                 row = db.execute(
                     "UPDATE jobs SET state = ?, outputs = ?, error = ?, note = ?, finished = ?, planned = NULL,"
                     " started = CASE WHEN ? = 'queued' THEN NULL ELSE started END, crashes = ?, kills = ?,"
-                    " inferring = 0 WHERE id = ? RETURNING *",
+                    " inferring = 0, ahead = 0 WHERE id = ? RETURNING *",
                     (*new, finished, new[0], crashes, kills, job.id)).fetchone()
                 settled.append(_row_to_job(row))
         return settled
@@ -266,8 +282,8 @@ class JobQueue:
     def jobs(self, state: str | None = None, limit: int = 100, before: int | None = None) -> list[Job]:
         """Newest first; ``before`` pages back from a job id."""
         where, args = [], []
-        if state is not None:
-            where.append("state = ?")
+        if state is not None:  # as users see states (Job.public_state): a job decoded ahead is queued
+            where.append("(CASE WHEN state = 'running' AND ahead = 1 THEN 'queued' ELSE state END) = ?")
             args.append(state)
         if before is not None:
             where.append("id < ?")
@@ -277,7 +293,8 @@ class JobQueue:
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
-        for state, n in self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+        for state, n in self._db().execute("SELECT CASE WHEN state = 'running' AND ahead = 1 THEN 'queued'"
+                                           " ELSE state END AS shown, COUNT(*) FROM jobs GROUP BY shown"):
             counts[state] = n
         return counts
 

@@ -51,8 +51,9 @@ class JobStore(Protocol):
 
     # -- the worker's side -------------------------------------------------------------------------------
 
-    def claim(self) -> Job | None:
-        """Atomically take the oldest queued job (running, not yet begun); None when none is queued."""
+    def claim(self, *, ahead: bool = False) -> Job | None:
+        """Atomically take the oldest queued job (running, not yet begun); None when none is queued.
+        ``ahead``: taken to decode while another job runs; users see it queued until ``begin``."""
 
     def begin(self, job_id: int) -> Job:
         """The claimed job's inference starts: one more attempt; a death from here counts against it."""
@@ -60,7 +61,11 @@ class JobStore(Protocol):
     def set_planned(self, job_id: int, output: pathlib.Path) -> None:
         """The output path about to be written (``recover`` looks for it)."""
 
-    def finish(self, job_id: int, outputs: list[str], *, seconds: float, note: str | None = None) -> Job:
+    def requeue(self, job_id: int, why: str) -> Job:
+        """running -> queued after a transient failure, the attempt still counted."""
+
+    def finish(self, job_id: int, outputs: list[str], *, seconds: float, note: str | None = None,
+               models: list[str] | None = None, report: dict | None = None) -> Job:
         """running -> done."""
 
     def fail(self, job_id: int, error: str, *, seconds: float | None = None) -> Job:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import ImageReadError, TruepixError
 from truepix.engine.control import Control, Stopped
-from truepix.process import Skip, decode_source, failure_message, finish
+from truepix.process import Skip, decode_source, failure_message, finish, is_transient
 from truepix.service.queue import Job, QueueError
 from truepix.service.store import JobStore
 
@@ -55,6 +55,10 @@ class _Ready:
     job: Job
     decoded: object | None = None
     error: BaseException | None = None
+
+
+TRANSIENT_RETRIES = 2    # more tries for a job that failed for a transient reason (process.is_transient)
+TRANSIENT_DELAY = 2.0    # seconds before the first of them; the second waits twice as long
 
 
 @dataclass
@@ -205,8 +209,10 @@ class Worker:
         self._running.wait()
         if self._stopping.is_set() or not self._slot.acquire(timeout=0.2):
             return
+        with self._lock:  # a job claimed while another runs waits its turn: users see it queued
+            ahead = self._current is not None
         try:
-            job = self._persist("claim the next job", self.jobs.claim)
+            job = self._persist("claim the next job", self.jobs.claim, ahead=ahead)
         except BaseException:
             self._slot.release()
             raise
@@ -251,15 +257,20 @@ class Worker:
 
     def _take(self, ready: _Ready) -> None:
         """Run the job the decoder handed over, or give it back (stopping, paused)."""
-        self._slot.release()
         job = ready.job
         if self._stopping.is_set() and not self._is_current(job):
+            self._slot.release()
             self._give_back(job)
             return
         if self.paused:
+            self._slot.release()
             self._give_back(job)
             log.info("job %d (%s): back in the queue while paused", job.id, pathlib.Path(job.source).name)
             return
+        # Current before the slot is free: the decoder's next claim must see this job running, or it
+        # would take itself for the running one.
+        self._set_current(job, "enhancing")
+        self._slot.release()
         self._run(job, ready)
 
     def _decoder_alive(self) -> bool:
@@ -339,9 +350,10 @@ class Worker:
                 raise ready.error
             recipe = job.recipe_object()
             result = finish(source, ready.decoded, recipe, out_dir=recipe.output, options=self.options,
-                            control=self._control(job.id))
+                            control=self._control(job.id), source_sha256=job.sha256)  # hashed at submit
             seconds = round(time.perf_counter() - t0, 3)
             outcome = self._persist("record the job done", self.jobs.finish, job.id, [result.output], seconds=seconds,
+                                    models=list(result.models), report=dict(result.fidelity),
                                     **({"note": "; ".join(result.notes)} if result.notes else {}))
             for line in result.notes:
                 log.info("job %d note: %s", job.id, line)
@@ -364,19 +376,35 @@ class Worker:
                 log.exception("job %d: unexpected error", job.id)
             error = failure_message(e, source)
             seconds = round(time.perf_counter() - t0, 3)
+            record = None
             if isinstance(e, (ImageReadError, OSError)) and _changed_since_queued(job):
                 # Read while still being written: the content that failed is not the file's.
                 why = f"{source.name}: the file changed while truepix read it (still being written?)"
                 record, text = self.jobs.changed, why
                 log.info("job %d: %s; not counted as a failure; a hot folder queues it again once it settles "
                          "(the read said: %s)", job.id, why, error)
+            elif is_transient(e) and job.attempts <= TRANSIENT_RETRIES and not self._stopping.is_set():
+                # An I/O hiccup (a network share, a busy device) or memory another job held: the file
+                # is not at fault.  Back in the queue after a pause, its attempt counted, so a failure
+                # that keeps coming back fails the job after TRANSIENT_RETRIES more tries.
+                delay = TRANSIENT_DELAY * job.attempts
+                log.warning("job %d: %s; transient, trying again in %.0f s (attempt %d of %d)", job.id, error,
+                            delay, job.attempts, TRANSIENT_RETRIES + 1)
+                self._stopping.wait(delay)
+                try:
+                    self._persist("queue the job again", self.jobs.requeue, job.id,
+                                  f"attempt {job.attempts} failed for a transient reason: {error}")
+                except QueueError as qe:
+                    log.error("job %d: could not queue it again: %s", job.id, qe)
+                self._wake.set()
             else:
                 record, text = self.jobs.fail, f"{error}; job {job.id} marked failed"
                 log.warning("job %d failed: %s (%.1f s)", job.id, error, seconds)
-            try:
-                outcome = self._persist("record the outcome", record, job.id, text, seconds=seconds)
-            except QueueError as qe:
-                log.error("job %d: could not record its outcome: %s", job.id, qe)
+            if record is not None:
+                try:
+                    outcome = self._persist("record the outcome", record, job.id, text, seconds=seconds)
+                except QueueError as qe:
+                    log.error("job %d: could not record its outcome: %s", job.id, qe)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
         finally:
