@@ -263,11 +263,17 @@ def _exiv2_source(path):
     return pyexiv2.ImageData(data)
 
 
-def _truepix_xmp(path) -> dict | None:
+def _truepix_xmp(path, by_name: bool = False) -> dict | None:
     """``path``'s XMP when it carries truepix's record (Xmp.truepix.Enhanced = True), else None
-    (also when its metadata cannot be read)."""
+    (also when its metadata cannot be read).  ``by_name``: Exiv2 opens the regular file by name and
+    reads only the parts that hold metadata (an output can be a few hundred MB), instead of the
+    small-file path of ``_exiv2_source``."""
+    from truepix.io.regular import check_regular
+
     try:
-        img = _exiv2_source(path)
+        if by_name:
+            check_regular(path)
+        img = pyexiv2.Image(os.fspath(path)) if by_name else _exiv2_source(path)
         try:
             xmp = img.read_xmp()
         finally:
@@ -290,18 +296,8 @@ def read_truepix_record(path) -> dict[str, str] | None:
     "recipe_sha256"} (a field the output lacks is ""), or None when ``path`` is not a truepix output
     or its metadata cannot be read.  Exiv2 opens the file by name (after ``check_regular``) and
     reads only the parts that hold metadata: an output can be a few hundred MB."""
-    from truepix.io.regular import check_regular
-
-    try:
-        check_regular(path)
-        img = pyexiv2.Image(os.fspath(path))
-        try:
-            xmp = img.read_xmp()
-        finally:
-            img.close()
-    except Exception:
-        return None
-    if str(xmp.get("Xmp.truepix.Enhanced", "")).strip().lower() != "true":
+    xmp = _truepix_xmp(path, by_name=True)
+    if xmp is None:
         return None
     return {key: str(xmp.get(f"Xmp.truepix.{field}", "") or "")
             for key, field in (("recipe", "Recipe"), ("source", "Source"), ("source_sha256", "SourceSHA256"),
