@@ -171,3 +171,25 @@ def test_every_float_model_has_a_float16_twin_checked_against_it():
     assert np.abs(h.pixels ** (1 / 2.2) - f.pixels ** (1 / 2.2)).max() < 1 / 255
     sess = models.session(table["upscale-x2-fp16"], "cpu", 1)
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
+
+
+def test_the_demosaic_and_the_denoiser_are_calibrated_on_what_they_were_trained_on(tmp_path, monkeypatch):
+    """A Bayer model's calibration crops are simulated raws (8 planes: RGGB then their noise), a
+    denoiser's noisy photos with their noise plane: the inputs each network was trained on."""
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(ROOT))  # the models package lives at the repository's root
+    from PIL import Image
+
+    from models.train.quantize import calibration_inputs
+
+    for i in range(3):
+        Image.fromarray(np.round(photo_like(96, 96, seed=i) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    files = sorted(tmp_path.glob("*.png"))
+    table = models.load_manifest()
+    bayer = calibration_inputs(table["demosaic"], files, 4, 16)
+    assert [x.shape for x in bayer] == [(1, 8, 16, 16)] * 4
+    assert all(x.dtype == np.float32 and (x[:, 4:] >= 0).all() for x in bayer)
+    assert any(x[:, 4:].max() > 0 for x in bayer)  # noisy shots among them, their deviation fed
+    noisy = calibration_inputs(table["denoise"], files, 4, 16)
+    assert [x.shape for x in noisy] == [(1, 4, 16, 16)] * 4
+    assert all((x[:, 3] >= 0).all() for x in noisy) and any(x[:, 3].max() > 0 for x in noisy)

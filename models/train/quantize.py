@@ -67,8 +67,13 @@ def calibration_inputs(info, files: list[pathlib.Path], count: int, side: int, s
     from truepix.simulate.family import broad_student, sample_shot
 
     kind = kind_of(info.input)
+    if kind.needs_raw:
+        return bayer_calibration_inputs(files, count, side, seed)
+    if info.task == "denoise":
+        return denoise_calibration_inputs(files, count, side, seed)
     if not kind.rgb:
-        sys.exit(f"quantize: {info.name} takes {info.input} input; calibration is written for RGB models only")
+        sys.exit(f"quantize: {info.name} takes {info.input} input; calibration is written for RGB and Bayer "
+                 "models only")
     rng = np.random.default_rng(seed)
     scale = info.scale
     hr = side * scale  # one size: the histogram calibrators stack the activations
@@ -97,6 +102,33 @@ def calibration_inputs(info, files: list[pathlib.Path], count: int, side: int, s
     return out
 
 
+def bayer_calibration_inputs(files: list[pathlib.Path], count: int, side: int, seed: int = 0) -> list[np.ndarray]:
+    """``count`` demosaic network inputs (1, 8, side, side) float32, as the network was trained on them
+    (``models.train.bayer.BayerSampler``: training photos as scenes, a random training camera profile
+    — never the held-out one — ISO 100..12800 or noise-free, exposure, white balance, the packed
+    RGGB planes and their noise planes, which the engine's ``Bayer.feed_mosaic`` builds the same way)."""
+    from models.train.bayer import BayerSampler, load_linear
+
+    rng = np.random.default_rng(seed)
+    picked = [files[int(i)] for i in rng.choice(len(files), size=min(len(files), 4 * count), replace=False)]
+    sampler = BayerSampler(load_linear(picked), side, seed=seed)
+    if not sampler.scenes:
+        sys.exit(f"quantize: no image of at least {2 * side} pixels a side for the demosaic's patches")
+    return [np.ascontiguousarray(x[None]) for x in sampler.batch(count)[0]]
+
+
+def denoise_calibration_inputs(files: list[pathlib.Path], count: int, side: int, seed: int = 0) -> list[np.ndarray]:
+    """``count`` denoiser inputs (1, 4, side, side) float32 as it was trained on them
+    (``models.train.train_restore.NoiseSampler``: training photos with white Gaussian noise of sigma
+    0..55 or signal-dependent noise, and the noise-level plane the engine's ``rgb+noise`` kind feeds)."""
+    from models.train.train_restore import NoiseSampler, load_srgb
+
+    rng = np.random.default_rng(seed)
+    picked = [files[int(i)] for i in rng.choice(len(files), size=min(len(files), 4 * count), replace=False)]
+    sampler = NoiseSampler(load_srgb(picked), side, seed=seed)
+    return [np.ascontiguousarray(x[None]) for x in sampler.batch(count)[0]]
+
+
 def tail_nodes(model_path: pathlib.Path, convs: int = 1) -> list[str]:
     """The nodes from the last ``convs`` convolutions on (the residual's last conv(s), the anchor's
     gather and add, the pixel shuffle): what writes the output pixels."""
@@ -118,7 +150,8 @@ def head_nodes(model_path: pathlib.Path) -> list[str]:
 
 def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, method: str = "minmax",
              activations: str = "uint8", quantise_tail: bool = False, float_head: bool = False, float_convs: int = 1,
-             op_types: list[str] | None = None) -> None:
+             op_types: list[str] | None = None, percentile: float = 99.99,
+             float_nodes: list[str] | None = None) -> None:
     """Static QDQ quantisation of ``src`` into ``dst``: per-channel int8 weights, ``activations``
     (uint8 | int8) calibrated on ``inputs`` by ``method`` (minmax | percentile | entropy)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -146,9 +179,10 @@ def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, 
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             calibrate_method=methods[method],
             nodes_to_exclude=([] if quantise_tail else tail_nodes(pre, float_convs))
-            + (head_nodes(pre) if float_head else []),
+            + (head_nodes(pre) if float_head else [])
+            + [n.name for n in onnx.load(pre).graph.node if any(k in n.name for k in float_nodes or [])],
             op_types_to_quantize=op_types,
-            extra_options={"CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False},
+            extra_options={"CalibPercentile": percentile, "CalibTensorRangeSymmetric": False},
         )
 
 
@@ -187,6 +221,7 @@ def main(argv=None) -> int:
     p.add_argument("--patches", type=int, default=48)
     p.add_argument("--side", type=int, default=96, help="calibration patch side (network input pixels)")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    p.add_argument("--percentile", type=float, default=99.99, help="(percentile) the share of values kept in range")
     p.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
     p.add_argument("--resized-share", type=float, default=0.4,
                    help="share of calibration shots that are editor-downsized renders (the rest: camera files)")
@@ -194,6 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--float-convs", type=int, default=1, help="convolutions at the tail kept float")
     p.add_argument("--float-head", action="store_true", help="keep the first convolution float")
     p.add_argument("--op-types", nargs="*", default=None, help="only these ONNX op types (default: all)")
+    p.add_argument("--float-nodes", nargs="*", default=[], metavar="PART",
+                   help="keep float every node whose name contains one of these, e.g. blocks.0/")
     p.add_argument("--quantise-tail", action="store_true", help="quantise the output convolution too")
     p.add_argument("--eval", type=pathlib.Path, nargs="*", default=[], help="SR test sets to measure (bicubic)")
     p.add_argument("--metrics-json", type=pathlib.Path, nargs="*", default=[],
@@ -218,7 +255,7 @@ def main(argv=None) -> int:
     inputs = calibration_inputs(info, _images(args.data), args.patches, args.side, args.seed, args.resized_share)
     quantize(info.path, dst, inputs, method=args.method, activations=args.activations,
              quantise_tail=args.quantise_tail, float_head=args.float_head, float_convs=args.float_convs,
-             op_types=args.op_types)
+             op_types=args.op_types, percentile=args.percentile, float_nodes=args.float_nodes)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     rows = _rows(manifest)
     float_row = next(r for r in rows if r["name"] == args.model)
@@ -227,13 +264,16 @@ def main(argv=None) -> int:
     command = "python -m models.train.quantize " + shlex.join(argv if argv is not None else sys.argv[1:])
     row["quantisation"] = {
         "command": command, "tool": "onnxruntime.quantization.quantize_static (QDQ)",
-        "weights": "int8, per output channel", "activations": args.activations, "calibration": args.method,
+        "weights": "int8, per output channel", "activations": args.activations,
+        "calibration": args.method + (f" {args.percentile:g}" if args.method == "percentile" else ""),
         "calibration_resized_share": args.resized_share,
         "calibration_data": [str(d) for d in args.data],
-        "calibration_patches": f"{args.patches} crops of {args.side}x{args.side} network-input pixels, "
-                               "broad-family shots (truepix.simulate.family), fed as the engine feeds them",
+        "calibration_patches": f"{args.patches} crops of {args.side}x{args.side} network-input pixels, " + (
+            "simulated raws (models.train.bayer.BayerSampler: training camera profiles, ISO 100-12800 or "
+            "noise-free), fed as the network was trained" if info.kind.needs_raw else
+            "broad-family shots (truepix.simulate.family), fed as the engine feeds them"),
         "float_tail_convs": 0 if args.quantise_tail else args.float_convs, "float_head": args.float_head,
-        "op_types": args.op_types or "all",
+        "op_types": args.op_types or "all", "float_nodes": args.float_nodes,
     }
     float_row["int8_model"] = name
     rows = [r for r in rows if r["name"] != name]
