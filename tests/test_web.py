@@ -331,3 +331,17 @@ def test_the_page_in_a_real_browser(tmp_path):
         driver.quit()
         d.stop()
     assert pathlib.Path(d.log_file).exists()
+
+
+def test_models_say_their_licence_and_what_they_were_trained_on(server):
+    """The page's model list: each shipped model's licence, measured quality and every training source
+    with its terms (the manifest's training.data_licences)."""
+    resp, body = _get(server, "GET", "/v1/models", _token())
+    assert resp.status == 200
+    by = {m["name"]: m for m in json.loads(body)["models"]}
+    x2 = by["upscale-x2"]
+    assert "MIT" in x2["licence"] and x2["quality"]
+    assert [d.split(" ")[0] for d in x2["trained_on"]] == ["T91", "BSD200"]
+    assert any("teachers.toml" in d for d in by["upscale-x2-adaptive"]["trained_on"])
+    shipped_float = [m for m in by.values() if m["precision"] == "float32"]
+    assert all(m["trained_on"] for m in shipped_float), [m["name"] for m in shipped_float if not m["trained_on"]]

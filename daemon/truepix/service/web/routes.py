@@ -235,6 +235,9 @@ def _model_view(m: Any) -> dict:
     if not licence:  # the manifest names none: the model was trained by the project, under its licence
         licence = f"{_project_licence()} (truepix's own; trained by the project)"
     metrics = m.extra.get("metrics", {})
+    training = m.extra.get("training", {})
     return {"name": m.name, "version": m.version, "task": m.task, "scale": m.scale, "precision": m.precision,
             "parameters": m.extra.get("parameters"), "licence": licence, "quality": quality_lines(metrics),
-            "measured_by": metrics.get("command", "")}
+            "measured_by": metrics.get("command", ""),
+            # what it learned from, each source with its terms (the manifest's training.data_licences)
+            "trained_on": list(training.get("data_licences", [])) if isinstance(training, dict) else []}

@@ -225,7 +225,8 @@ async function loadSetup() {
     `${r.guard ? ", colour guard on" : ", colour guard off"}`)));
   $("#models").replaceChildren(...models.models.filter((m) => m.precision === "float32").map((m) => el("li", {},
     el("strong", {}, `${m.name} v${m.version}`), ` — ${m.task}${m.scale > 1 ? ` ×${m.scale}` : ""}; licence ${m.licence}`,
-    ...m.quality.map((q) => el("div", { class: "quiet" }, q)))));
+    ...m.quality.map((q) => el("div", { class: "quiet" }, q)),
+    ...(m.trained_on || []).map((d) => el("div", { class: "quiet" }, `trained on ${d}`)))));
 }
 
 slide();
