@@ -110,9 +110,13 @@ def iter_tiled(
     total, done = len(rows) * len(cols), 0
     carry: np.ndarray | None = None  # the previous band's bottom overlap, already weighted
     for i, ry in enumerate(rows):
-        band = np.zeros(((ry.stop - ry.start) * scale, w * scale, oc), np.float32)
-        if carry is not None:
-            band[: len(carry)] += carry
+        # Each output pixel is written once and added to only where cells overlap: the band's top rows
+        # hold the previous band's weighted overlap (``carry``), a cell's left columns the cell before.
+        band = np.empty(((ry.stop - ry.start) * scale, w * scale, oc), np.float32)
+        top = 0 if carry is None else len(carry)
+        if top:
+            band[:top] = carry
+        prev_stop = 0
         y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
         for rx in cols:
             x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
@@ -124,8 +128,14 @@ def iter_tiled(
             if not kept.flags.writeable:
                 kept = kept.copy()
             _feather_(kept, ry, rx, scale)
-            region = band[:, rx.start * scale:rx.stop * scale]
-            np.add(region, kept.transpose(1, 2, 0), out=region)
+            region, src = band[:, rx.start * scale:rx.stop * scale], kept.transpose(1, 2, 0)
+            ov = max(0, prev_stop - rx.start) * scale  # columns the cell before already wrote
+            if top:
+                np.add(region[:top], src[:top], out=region[:top])
+            if ov:
+                np.add(region[top:, :ov], src[top:, :ov], out=region[top:, :ov])
+            region[top:, ov:] = src[top:, ov:]
+            prev_stop = rx.stop
             done += 1
             if progress:
                 progress(done, total)
