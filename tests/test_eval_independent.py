@@ -173,6 +173,7 @@ def test_evaluate_upscale_independent_smoke(tmp_path):
     assert "bokeh HF / bicubic" in table and "the noise-free input vs the noisy input itself" in table
 
 
+@needs_menon
 def test_the_noise_free_twin_is_the_same_draw_without_noise():
     y, x = np.mgrid[0:64, 0:80].astype(np.float32)  # a smooth scene: what varies pixel to pixel is noise
     truth = np.stack([0.3 + 0.3 * x / 80, 0.4 + 0.2 * y / 64, 0.35 + 0 * x], -1).astype(np.float32)
