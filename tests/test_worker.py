@@ -30,6 +30,16 @@ def _final(q, ids):
     return all(q.get(i).state in ("done", "failed", "cancelled") for i in ids)
 
 
+def _run_until_final(queue, ids, options=FAST):
+    """A real worker on ``queue`` until every job of ``ids`` has ended (at most 60 s), then stopped."""
+    w = Worker(queue, options, poll=0.05)
+    w.start()
+    try:
+        assert wait_until(lambda: _final(queue, ids))
+    finally:
+        w.stop(5)
+
+
 def _visible(folder):
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
@@ -227,12 +237,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, queue, monkeypatch):
     src.mkdir()
     original = _jpeg(src / "a.jpg").read_bytes()
     job = queue.submit(src / "a.jpg", UPSCALE)
-    w = Worker(queue, FAST, poll=0.05)
-    w.start()
-    try:
-        assert wait_until(lambda: _final(queue, [job.id]))
-    finally:
-        w.stop(5)
+    _run_until_final(queue, [job.id])
     failed = queue.get(job.id)
     assert calls and calls[0].name.startswith(".a-truepix-x2.tif.truepix-tmp-")  # the temp file was fully written
     assert failed.state == "failed" and "disk full" in failed.error and "nothing written" in failed.error
@@ -246,7 +251,7 @@ def test_a_transient_io_error_is_retried_a_bad_one_is_not(tmp_path, queue, monke
     and runs again; an error that keeps coming fails it after TRANSIENT_RETRIES more tries, once."""
     from truepix.io import atomic
 
-    monkeypatch.setattr(worker_module, "TRANSIENT_DELAY", 0.05)
+    monkeypatch.setattr(worker_module, "TRANSIENT_BACKOFF", (0.05,))
     real, calls = atomic.fsync_file, []
 
     def flaky(path):
@@ -259,12 +264,7 @@ def test_a_transient_io_error_is_retried_a_bad_one_is_not(tmp_path, queue, monke
     src = tmp_path / "in"
     src.mkdir()
     job = queue.submit(_jpeg(src / "a.jpg"), UPSCALE)
-    w = Worker(queue, FAST, poll=0.05)
-    w.start()
-    try:
-        assert wait_until(lambda: _final(queue, [job.id]))
-    finally:
-        w.stop(5)
+    _run_until_final(queue, [job.id])
     end = queue.get(job.id)
     assert end.state == state, end
     if state == "done":

@@ -55,6 +55,10 @@ class FileResult:
 TRANSIENT_ERRNOS = frozenset(getattr(errno, n) for n in ("EIO", "ESTALE", "ETIMEDOUT", "EAGAIN", "EBUSY", "EINTR",
                                                          "ECONNRESET", "ECONNABORTED", "EHOSTUNREACH", "ENOLCK")
                              if hasattr(errno, n))
+# How often such a failure is tried again, and after how long (seconds before each retry): one rule for
+# the daemon's worker (a job back in the queue) and the Ray engine's workers (the file run again).
+TRANSIENT_RETRIES = 2
+TRANSIENT_BACKOFF = (1.0, 4.0)
 
 
 def is_transient(exc: BaseException) -> bool:

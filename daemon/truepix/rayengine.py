@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import TruepixError
-from truepix.process import FileResult
+from truepix.process import TRANSIENT_BACKOFF, TRANSIENT_RETRIES, FileResult
 from truepix.recipes import Recipe
 
 LEDGER = ".truepix-ledger.jsonl"
@@ -73,8 +73,8 @@ class Job:
     started: float = 0.0  # time.time() when the run began: a forced run's own outputs are never redone
 
 
-RETRIES = 2              # more tries for a file that failed for a transient reason (process.is_transient)
-RETRY_BACKOFF = (1.0, 4.0)  # seconds before each
+RETRIES = TRANSIENT_RETRIES      # more tries for a file that failed for a transient reason (process.is_transient)
+RETRY_BACKOFF = TRANSIENT_BACKOFF  # seconds before each
 
 
 def _key(path: pathlib.Path, recipe: Recipe) -> dict:

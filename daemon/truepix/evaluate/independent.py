@@ -26,12 +26,10 @@ so every run and every method sees the same inputs.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from truepix.colour import linear_to_srgb, srgb_to_linear
-from truepix.errors import EvalError
 from truepix.simulate.cfa import PATTERNS, cfa_masks, mosaic
 from truepix.simulate.filters import as_float
 from truepix.simulate.jpeg import jpeg_roundtrip
@@ -179,14 +177,10 @@ def record(raw: np.ndarray, rng: np.random.Generator, noise: bool = True) -> np.
 
 def menon_demosaic(raw: np.ndarray, pattern: str) -> np.ndarray:
     """Menon 2007 DDFAPD demosaic (``colour_demosaicing``), float32 (H, W, 3)."""
-    try:
-        with warnings.catch_warnings():  # colour warns about its optional plotting dependencies
-            warnings.simplefilter("ignore")
-            from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007
-    except ImportError:
-        raise EvalError("eval: the Menon 2007 demosaic needs colour-demosaicing: "
-                        "pip install -e '.[eval]'") from None
-    return demosaicing_CFA_Bayer_Menon2007(raw, pattern).astype(np.float32)
+    from truepix.evaluate.extras import require
+
+    cd = require("colour_demosaicing", "the Menon 2007 demosaic")
+    return cd.demosaicing_CFA_Bayer_Menon2007(raw, pattern).astype(np.float32)
 
 
 # -- the defocused third --------------------------------------------------------------------------

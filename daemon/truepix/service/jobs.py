@@ -60,6 +60,10 @@ _ADDED_COLUMNS = {  # columns later versions added, for queue files an older tru
 }
 
 
+# ``Job.public_state`` in SQL, for counts and listings: a job only decoded ahead is still queued.
+SHOWN_STATE = "CASE WHEN state = 'running' AND ahead = 1 THEN 'queued' ELSE state END"
+
+
 class QueueError(TruepixError):
     """A queue operation that cannot be done (unknown job, wrong state, unreadable source)."""
 
@@ -100,7 +104,7 @@ class Job:
     def public_state(self) -> str:
         """The state a user sees: a job the worker only decoded ahead of the running one has not
         started; it is still waiting its turn ("queued"), whatever the queue's own bookkeeping says."""
-        return "queued" if self.state == "running" and self.ahead else self.state
+        return "queued" if self.state == "running" and self.ahead else self.state  # as SHOWN_STATE
 
     def as_dict(self) -> dict[str, Any]:
         """The public (API) view of the job."""

@@ -42,7 +42,8 @@ from truepix.recipes import Recipe
 from truepix.service import paths
 
 from truepix.service.jobs import (  # noqa: F401 -- re-exported: the queue's vocabulary
-    _ADDED_COLUMNS, _SCHEMA, FINAL, MAX_CRASHES, MAX_KILLS, STATES, Job, QueueError, _row_to_job, file_sha256,
+    _ADDED_COLUMNS, _SCHEMA, FINAL, MAX_CRASHES, MAX_KILLS, SHOWN_STATE, STATES, Job, QueueError, _row_to_job,
+    file_sha256,
     recipe_key,
 )
 
@@ -283,7 +284,7 @@ class JobQueue:
         """Newest first; ``before`` pages back from a job id."""
         where, args = [], []
         if state is not None:  # as users see states (Job.public_state): a job decoded ahead is queued
-            where.append("(CASE WHEN state = 'running' AND ahead = 1 THEN 'queued' ELSE state END) = ?")
+            where.append(f"({SHOWN_STATE}) = ?")
             args.append(state)
         if before is not None:
             where.append("id < ?")
@@ -293,8 +294,7 @@ class JobQueue:
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
-        for state, n in self._db().execute("SELECT CASE WHEN state = 'running' AND ahead = 1 THEN 'queued'"
-                                           " ELSE state END AS shown, COUNT(*) FROM jobs GROUP BY shown"):
+        for state, n in self._db().execute(f"SELECT {SHOWN_STATE} AS shown, COUNT(*) FROM jobs GROUP BY shown"):
             counts[state] = n
         return counts
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from truepix.engine.pipeline import EngineOptions
 from truepix.errors import ImageReadError, TruepixError
 from truepix.engine.control import Control, Stopped
-from truepix.process import Skip, decode_source, failure_message, finish, is_transient
+from truepix.process import (TRANSIENT_BACKOFF, TRANSIENT_RETRIES, Skip, decode_source, failure_message, finish,
+                             is_transient)
 from truepix.service.queue import Job, QueueError
 from truepix.service.store import JobStore
 
@@ -55,10 +56,6 @@ class _Ready:
     job: Job
     decoded: object | None = None
     error: BaseException | None = None
-
-
-TRANSIENT_RETRIES = 2    # more tries for a job that failed for a transient reason (process.is_transient)
-TRANSIENT_DELAY = 2.0    # seconds before the first of them; the second waits twice as long
 
 
 @dataclass
@@ -387,7 +384,7 @@ class Worker:
                 # An I/O hiccup (a network share, a busy device) or memory another job held: the file
                 # is not at fault.  Back in the queue after a pause, its attempt counted, so a failure
                 # that keeps coming back fails the job after TRANSIENT_RETRIES more tries.
-                delay = TRANSIENT_DELAY * job.attempts
+                delay = TRANSIENT_BACKOFF[min(job.attempts, len(TRANSIENT_BACKOFF)) - 1]
                 log.warning("job %d: %s; transient, trying again in %.0f s (attempt %d of %d)", job.id, error,
                             delay, job.attempts, TRANSIENT_RETRIES + 1)
                 self._stopping.wait(delay)

@@ -194,16 +194,18 @@ def _preview_errors() -> Iterator[None]:
         raise ApiError(422, f"no preview: {e}") from None
 
 
+def _step_view(name: str, label: str, table: dict) -> dict:
+    info = table.get(name)
+    return {"name": name, "label": label, "task": info.task if info else "?", "scale": info.scale if info else None}
+
+
 def _recipe_models(recipe: dict) -> list[dict]:
+    """Views of the models a recipe names (a job an older truepix ran, which recorded none)."""
     from truepix.engine.models import load_manifest
 
     table = load_manifest()
-    views = []
-    for step in recipe.get("steps", []):
-        info = table.get(step.get("model", ""))
-        views.append({"name": step.get("model"), "label": info.label if info else step.get("model"),
-                      "task": info.task if info else "?", "scale": info.scale if info else None})
-    return views
+    names = [step.get("model") for step in recipe.get("steps", [])]
+    return [_step_view(n, table[n].label if n in table else n, table) for n in names]
 
 
 def _ran_models(labels: list[str]) -> list[dict]:
@@ -212,13 +214,7 @@ def _ran_models(labels: list[str]) -> list[dict]:
     from truepix.engine.models import load_manifest
 
     table = load_manifest()
-    views = []
-    for label in labels:
-        first = label.split(" + ")[0].split(" x")[0]
-        info = table.get(first.split("@")[0])
-        views.append({"name": first.split("@")[0], "label": label, "task": info.task if info else "?",
-                      "scale": info.scale if info else None})
-    return views
+    return [_step_view(label.split(" + ")[0].split(" x")[0].split("@")[0], label, table) for label in labels]
 
 
 def _project_licence() -> str:
