@@ -140,6 +140,8 @@ def test_quantize_tool_writes_a_twin_and_its_row(tmp_path):
     convs = [n for n in graph.node if n.op_type == "Conv"]
     assert convs[-1].input[1] in floats  # the tail, which writes the output pixels, stays float
     assert all(c.input[1] not in floats for c in convs[:-1])  # the rest run on int8 weights
+    gather = next(n for n in graph.node if n.op_type == "Gather")
+    assert gather.input[0] == graph.input[0].name  # the anchor repeats the unrounded input pixels
     sess = models.session(q, "cpu", 1)
     x = np.ascontiguousarray(photo_like(40, 40, seed=7).transpose(2, 0, 1)[None])  # sRGB-like, as calibrated
     y = sess.run(None, {sess.get_inputs()[0].name: x})[0]

@@ -25,6 +25,9 @@ import torch
 from models.train import archs
 
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1]
+# input planes of each architecture that takes more than RGB
+INPUT_CHANNELS = {"bayer_rlfn": 8, "bayer_gamma_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5, "lens_gamma_rlfn": 5,
+                  "rlfn_cond": 4}
 
 
 def receptive_radius(model: torch.nn.Module) -> int:
@@ -134,8 +137,7 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"])
     model.eval()
     onnx_path = models_dir / f"{args.name}.onnx"
-    channels = {"bayer_rlfn": 8, "bayer_gamma_rlfn": 8, "denoise_rlfn": 4, "lens_rlfn": 5,
-                "lens_gamma_rlfn": 5, "rlfn_cond": 4}.get(state["arch"], 3)
+    channels = INPUT_CHANNELS.get(state["arch"], 3)
     export_onnx(model, onnx_path, channels=channels)
     folded = state["arch"] in ("denoise_rlfn", "lens_rlfn", "lens_gamma_rlfn")
     diff = check_against_torch(model, onnx_path, channels=channels, even=folded)

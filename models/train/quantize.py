@@ -173,17 +173,81 @@ def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, 
     with tempfile.TemporaryDirectory() as tmp:
         pre = pathlib.Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        excluded = (([] if quantise_tail else tail_nodes(pre, float_convs))
+                    + (head_nodes(pre) if float_head else [])
+                    + [n.name for n in onnx.load(pre).graph.node if any(k in n.name for k in float_nodes or [])])
         quantize_static(
             str(pre), str(dst), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             calibrate_method=methods[method],
-            nodes_to_exclude=([] if quantise_tail else tail_nodes(pre, float_convs))
-            + (head_nodes(pre) if float_head else [])
-            + [n.name for n in onnx.load(pre).graph.node if any(k in n.name for k in float_nodes or [])],
+            nodes_to_exclude=excluded,
             op_types_to_quantize=op_types,
             extra_options={"CalibPercentile": percentile, "CalibTensorRangeSymmetric": False},
         )
+        graph = onnx.load(pre).graph
+        maker = {o: n.op_type for n in graph.node for o in n.output} | {i.name: "input" for i in graph.input}
+        original = {n.name: [(x, maker.get(x)) for x in n.input] for n in graph.node if n.name in excluded}
+    float_inputs(dst, original)
+
+
+def float_inputs(path: pathlib.Path, original: dict[str, list[tuple[str, str | None]]]) -> None:
+    """Make the float nodes (``original``: their names, and their inputs before quantisation with
+    the op type that made each) read their inputs unrounded, in place.
+
+    The quantiser rounds a tensor once for all its readers, so a node kept float still reads the
+    8-bit copy of a tensor another reader wanted quantised: the upscalers' anchor (the input
+    pixels, repeated into the output) and the tail convolution would be rounded to 256 levels,
+    which a 16-bit file's smooth gradients show as steps.  Each such input goes back to its float
+    tensor when the quantised graph still computes it the same way (not when the quantiser folded
+    the ReLU that made it into the convolution before, whose output then takes the ReLU's name);
+    pairs nobody reads any more are dropped."""
+    import onnx
+
+    model = onnx.load(path)
+    graph = model.graph
+    maker = {o: n.op_type for n in graph.node for o in n.output} | {i.name: "input" for i in graph.input}
+    for node in graph.node:
+        before = original.get(node.name)
+        if before is None or len(before) != len(node.input):
+            continue
+        for i, (name, op) in enumerate(before):
+            if node.input[i] != name and op is not None and maker.get(name) == op:
+                node.input[i] = name
+    while True:  # drop what no node and no graph output reads
+        read = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(o in read for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def export_checkpoint(checkpoint: pathlib.Path, info, folder: pathlib.Path) -> pathlib.Path:
+    """A training checkpoint of ``info``'s network as a float ONNX file in ``folder`` (checked against
+    PyTorch as ``models.train.export`` checks its exports)."""
+    import torch
+
+    from models.train import archs
+    from models.train.export import INPUT_CHANNELS, check_against_torch, export_onnx
+
+    state = torch.load(checkpoint, map_location="cpu")
+    model = archs.build(state["arch"], **state["arch_kwargs"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    if state["arch"] != info.extra.get("arch", state["arch"]) or \
+            sum(t.numel() for t in model.parameters()) != info.extra.get("parameters", -1):
+        sys.exit(f"quantize: {checkpoint} is not {info.name}'s network ({state['arch']} {state['arch_kwargs']})")
+    channels = INPUT_CHANNELS.get(state["arch"], 3)
+    path = folder / f"{info.name}-source.onnx"
+    export_onnx(model, path, channels=channels)
+    diff = check_against_torch(model, path, channels=channels)
+    if diff > 1e-4:
+        sys.exit(f"quantize: the export of {checkpoint} differs from PyTorch by {diff:.2e}")
+    return path
 
 
 def record_metrics(manifest: pathlib.Path, float_name: str, name: str, results: list[dict]) -> int:
@@ -238,6 +302,10 @@ def main(argv=None) -> int:
                         "both) instead of quantising: the twin must exist and match the files' sha256")
     p.add_argument("--models-dir", type=pathlib.Path, default=MODELS_DIR)
     p.add_argument("--suffix", default="-int8")
+    p.add_argument("--source", type=pathlib.Path, default=None,
+                   help="quantise these weights instead of the float model's file: a quantisation-aware fine-tune's "
+                        "checkpoint (models.train.train --qat) of the same network; the twin still stands beside "
+                        "--model, and is measured against it")
     args = p.parse_args(argv)
 
     os.environ["TRUEPIX_MODELS"] = str(args.models_dir)
@@ -253,9 +321,11 @@ def main(argv=None) -> int:
         return record_metrics(manifest, args.model, name, results)
     dst = args.models_dir / f"{name}.onnx"
     inputs = calibration_inputs(info, _images(args.data), args.patches, args.side, args.seed, args.resized_share)
-    quantize(info.path, dst, inputs, method=args.method, activations=args.activations,
-             quantise_tail=args.quantise_tail, float_head=args.float_head, float_convs=args.float_convs,
-             op_types=args.op_types, percentile=args.percentile, float_nodes=args.float_nodes)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = info.path if args.source is None else export_checkpoint(args.source, info, pathlib.Path(tmp))
+        quantize(src, dst, inputs, method=args.method, activations=args.activations,
+                 quantise_tail=args.quantise_tail, float_head=args.float_head, float_convs=args.float_convs,
+                 op_types=args.op_types, percentile=args.percentile, float_nodes=args.float_nodes)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     rows = _rows(manifest)
     float_row = next(r for r in rows if r["name"] == args.model)
@@ -275,6 +345,17 @@ def main(argv=None) -> int:
         "float_tail_convs": 0 if args.quantise_tail else args.float_convs, "float_head": args.float_head,
         "op_types": args.op_types or "all", "float_nodes": args.float_nodes,
     }
+    if args.source is not None:
+        import torch
+
+        state = torch.load(args.source, map_location="cpu")
+        cfg = state.get("config", {})
+        row["quantisation"]["weights_from"] = (
+            f"{args.source} (iteration {state.get('iter')}): a quantisation-aware fine-tune of {args.model} "
+            f"(models.train.qat), held out {state.get('val_psnr_y', float('nan')):.3f} dB with its int8 rounding")
+        row["quantisation"]["fine_tune"] = {k: cfg[k] for k in ("name", "init", "iters", "lr", "lr_min", "loss",
+                                                              "degradation", "resized_share", "mislabel", "qat_model",
+                                                              "qat_recalibrate") if k in cfg}
     float_row["int8_model"] = name
     rows = [r for r in rows if r["name"] != name]
     write_manifest(rows + [row], manifest)

@@ -14,6 +14,7 @@ with the best validation PSNR-Y.
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
 import time
@@ -70,6 +71,14 @@ def parse_args(argv=None):
                    help="start from this checkpoint's weights where names and shapes match (e.g. an x4 run from the "
                         "x2 model: all but the upsampling layer); ignored when resuming")
     p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
+    p.add_argument("--qat", action="store_true",
+                   help="quantisation-aware fine-tune (models.train.qat): weights and activations rounded as the "
+                        "int8 file will round them, the tail conv's weights float; start it with --init")
+    p.add_argument("--qat-recalibrate", type=int, default=100,
+                   help="(qat) iterations between measurements of the activation ranges")
+    p.add_argument("--qat-model", default=None,
+                   help="(qat) the manifest model being made int8: the ranges are measured on the very patches "
+                        "models.train.quantize calibrates it on (default: training patches)")
     return p.parse_args(argv)
 
 
@@ -198,7 +207,23 @@ def main(argv=None) -> int:
     nparams = sum(p.numel() for p in model.parameters())
     print(f"{args.arch} {arch_kwargs}: {nparams} parameters", flush=True)
 
+    recalibrate = None
+    if args.qat:
+        from models.train import qat
+
+        qat.prepare(model)
+        calib = qat.calibration_batches(args.qat_model, args.data, train_pairs, args.scale, args.patch, args.seed)
+        qat.calibrate(model, calib)
+        recalibrate = functools.partial(qat.calibrate, model, calib)
+        print(f"quantisation-aware: {sum(isinstance(m, qat.QConv2d) for m in model.modules())} convolutions and "
+              f"their activations, ranges from {sum(len(b) for b in calib)} patches every "
+              f"{args.qat_recalibrate} iterations", flush=True)
+    count = [start]
+
     def step():
+        if recalibrate is not None and count[0] % args.qat_recalibrate == 0 and count[0] > start:
+            recalibrate()
+        count[0] += 1
         lr_np, hr_np = sampler.batch(args.batch)
         return loss_fn(model(torch.from_numpy(lr_np)), torch.from_numpy(hr_np))
 
