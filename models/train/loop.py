@@ -67,17 +67,30 @@ def resume(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer
     return state["iter"], state["best"]
 
 
+def load_weights(checkpoint: pathlib.Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors by name; from a shipped ONNX model, its initialisers (the exporter keeps
+    the module's parameter names), so a fine-tune can start from a model whose run is gone."""
+    if checkpoint.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(checkpoint).graph
+        return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    return torch.load(checkpoint, map_location="cpu")["model"]
+
+
 def begin(run: pathlib.Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sampler, seed: int,
           init: pathlib.Path | None = None) -> tuple[int, float]:
     """Resume ``run`` where it stopped (the sampler reseeded for that iteration), or, for a new run
-    with ``init``, start from another run's weights (a fine-tune: not its optimizer or count).
+    with ``init``, start from another run's weights or a shipped ONNX file of the same network (a
+    fine-tune: not its optimizer or count).
     Returns (start iteration, best score so far)."""
     start, best = resume(run, model, opt)
     if start:
         reseed(sampler, seed, start)
         print(f"resumed at iteration {start} (best val {best:.3f} dB)", flush=True)
     elif init is not None:
-        model.load_state_dict(torch.load(init, map_location="cpu")["model"])
+        model.load_state_dict(load_weights(init))
         print(f"initialised from {init}", flush=True)
     return start, best
 

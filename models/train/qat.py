@@ -7,14 +7,14 @@ operator uint8 per tensor (asymmetric, its range the min/max over calibration pa
 has never seen those 8-bit steps; where its output should be flat (a defocused background, a
 smooth sky) they come out as grain.
 
-``prepare`` swaps each ``nn.Conv2d`` for a ``QConv2d`` that rounds its weights and its input the
-way that file will (``torch.fake_quantize_*``: a straight-through gradient inside the range,
-none outside), so the fine-tune learns weights whose rounded network is the good one.  The tail
-convolution and the anchor stay float, as the int8 file keeps them (``quantize.float_inputs``).  Activation ranges are measured as the quantiser measures them, min/max over a fixed
-set of training patches, and measured again every ``recalibrate`` iterations as the weights move
-(``calibrate``).  ``QConv2d`` keeps ``nn.Conv2d``'s parameter names and stores nothing else, so a
-checkpoint loads into the plain network and exports as usual; the int8 file is then made from
-that export by ``models.train.quantize --source``.
+``prepare`` swaps each ``nn.Conv2d`` and ``nn.ReLU`` for a module that rounds as that file will
+(``torch.fake_quantize_*``: a straight-through gradient inside the range, none outside), so the
+fine-tune learns weights whose rounded network is the good one.  The tail convolution and the
+anchor stay float, as the int8 file keeps them (``quantize.float_inputs``).  Activation ranges are
+measured as the quantiser measures them, min/max over the patches it calibrates on, and measured
+again every ``every`` iterations as the weights move (``Rounding``).  The modules keep their
+parameter names and store nothing else, so a checkpoint loads into the plain network and exports
+as usual; the int8 file is then made from it by ``models.train.quantize --source``.
 """
 
 from __future__ import annotations
@@ -76,14 +76,16 @@ class QConv2d(nn.Conv2d, _Range):
         return self.out.rounded(y) if self.out is not None else y
 
 
-def prepare(model: nn.Module, float_tail: bool = True) -> list[QConv2d]:
+def prepare(model: nn.Module, float_convs: int = 1) -> list[QConv2d]:
     """Turn ``model``'s ``nn.Conv2d`` and ``nn.ReLU`` modules into ``QConv2d`` and ``QReLU`` in place
-    (the same parameters): the rounding points of the int8 file.  ``float_tail``: the last
-    convolution (which writes the output pixels) stays float, input, weights and output, as
-    ``models.train.quantize`` leaves it (``quantize.float_inputs``); so does the anchor, which no
-    convolution module computes.  A convolution a ReLU follows leaves the rounding to the ReLU."""
+    (the same parameters): the rounding points of the int8 file.  The last ``float_convs``
+    convolutions (the tail, which writes the output pixels, and for the demosaic its anchor) stay
+    float, input, weights and output, as ``models.train.quantize --float-convs`` leaves them
+    (``quantize.float_inputs``); so does an anchor no convolution module computes.  A convolution a
+    ReLU follows leaves the rounding to the ReLU."""
     convs = []
-    tail = [m for m in model.modules() if type(m) is nn.Conv2d][-1:]  # the last in the network's own order
+    # the last in the network's own order (module order is the graph's for these networks)
+    tail = [m for m in model.modules() if type(m) is nn.Conv2d][-float_convs:] if float_convs else []
     for module in list(model.modules()):
         children = list(module.children())
         for i, child in enumerate(children):
@@ -95,10 +97,28 @@ def prepare(model: nn.Module, float_tail: bool = True) -> list[QConv2d]:
                 child.__class__ = QConv2d
                 child.setup(quantise_weights=True, quantise_output=not relu_next)
                 convs.append(child)
-    if float_tail and tail:
-        tail[0].quantise_weights = tail[0].quantise_input = False
-        tail[0].out = None
+    for conv in tail:
+        conv.quantise_weights = conv.quantise_input = False
+        conv.out = None
     return convs
+
+
+class Rounding:
+    """A trainer's quantisation-aware mode: ``model`` prepared (``float_convs`` as ``prepare``) and
+    its ranges measured on ``calib``; ``tick()`` before each training step measures them again every
+    ``every`` steps, as the weights move."""
+
+    def __init__(self, model: nn.Module, calib: list[torch.Tensor], every: int, float_convs: int = 1):
+        self.model, self.calib, self.every, self.count = model, calib, every, 0
+        convs = prepare(model, float_convs)
+        calibrate(model, calib)
+        print(f"quantisation-aware: {len(convs)} convolutions ({float_convs} float) and their activations, "
+              f"ranges from {sum(len(b) for b in calib)} patches every {every} iterations", flush=True)
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            calibrate(self.model, self.calib)
 
 
 def calibration_batches(model_name: str | None, data: list, pairs, scale: int, patch: int, seed: int,

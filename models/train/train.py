@@ -14,7 +14,6 @@ with the best validation PSNR-Y.
 from __future__ import annotations
 
 import argparse
-import functools
 import pathlib
 import sys
 import time
@@ -79,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--qat-model", default=None,
                    help="(qat) the manifest model being made int8: the ranges are measured on the very patches "
                         "models.train.quantize calibrates it on (default: training patches)")
+    p.add_argument("--qat-float-convs", type=int, default=1,
+                   help="(qat) the last convolutions kept float, as models.train.quantize --float-convs")
     return p.parse_args(argv)
 
 
@@ -110,25 +111,13 @@ def validation_scores(model: torch.nn.Module, pairs, scale: int, broad: bool) ->
     return rows
 
 
-def _weights(checkpoint: pathlib.Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors by name; from a shipped ONNX model, its initialisers (the exporter keeps
-    the module's parameter names), so a fine-tune can start from a model whose run is gone."""
-    if checkpoint.suffix == ".onnx":
-        import onnx
-        from onnx import numpy_helper
-
-        graph = onnx.load(checkpoint).graph
-        return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
-    return torch.load(checkpoint, map_location="cpu")["model"]
-
-
 def init_from(model: torch.nn.Module, checkpoint: pathlib.Path) -> str:
     """Copy the checkpoint's tensors whose name and shape match ``model``'s; returns what was copied.
 
     A first convolution that takes more input planes than the checkpoint's (condition planes added
     after the colours) gets the checkpoint's weights for the colours and zeros for the new planes,
     so the new network starts as the old one whatever the condition says."""
-    theirs = _weights(checkpoint)
+    theirs = loop.load_weights(checkpoint)
     ours = model.state_dict()
     for k, v in list(theirs.items()):
         if k in ours and v.ndim == 4 and ours[k].shape[0] == v.shape[0] and ours[k].shape[1] > v.shape[1] \
@@ -207,23 +196,16 @@ def main(argv=None) -> int:
     nparams = sum(p.numel() for p in model.parameters())
     print(f"{args.arch} {arch_kwargs}: {nparams} parameters", flush=True)
 
-    recalibrate = None
+    rounding = None
     if args.qat:
         from models.train import qat
 
-        qat.prepare(model)
         calib = qat.calibration_batches(args.qat_model, args.data, train_pairs, args.scale, args.patch, args.seed)
-        qat.calibrate(model, calib)
-        recalibrate = functools.partial(qat.calibrate, model, calib)
-        print(f"quantisation-aware: {sum(isinstance(m, qat.QConv2d) for m in model.modules())} convolutions and "
-              f"their activations, ranges from {sum(len(b) for b in calib)} patches every "
-              f"{args.qat_recalibrate} iterations", flush=True)
-    count = [start]
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate, args.qat_float_convs)
 
     def step():
-        if recalibrate is not None and count[0] % args.qat_recalibrate == 0 and count[0] > start:
-            recalibrate()
-        count[0] += 1
+        if rounding is not None:
+            rounding.tick()
         lr_np, hr_np = sampler.batch(args.batch)
         return loss_fn(model(torch.from_numpy(lr_np)), torch.from_numpy(hr_np))
 

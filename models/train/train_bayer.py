@@ -63,6 +63,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", type=pathlib.Path, default=None, help="start from these weights (not resuming)")
     p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
+    p.add_argument("--qat", action="store_true",
+                   help="quantisation-aware fine-tune (models.train.qat), ranges measured on the patches "
+                        "models.train.quantize calibrates the shipped demosaic on; start it with --init")
+    p.add_argument("--qat-recalibrate", type=int, default=100)
+    p.add_argument("--qat-float-convs", type=int, default=2,
+                   help="(qat) the last convolutions kept float (the tail and the anchor), as quantize --float-convs")
     return p.parse_args(argv)
 
 
@@ -105,7 +111,16 @@ def main(argv=None) -> int:
     start, best = loop.begin(run, model, opt, sampler, args.seed, args.init)
     print(f"{args.arch} {arch_kwargs}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
 
+    rounding = None
+    if args.qat:
+        from models.train import qat
+
+        calib = qat.calibration_batches("demosaic", args.data, None, 2, args.patch, args.seed)
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate, args.qat_float_convs)
+
     def step():
+        if rounding is not None:
+            rounding.tick()
         x, y, k = sampler.batch(args.batch)
         return tone_l1(model(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(k))
 
