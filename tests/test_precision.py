@@ -200,3 +200,27 @@ def test_the_demosaic_and_the_denoiser_are_calibrated_on_what_they_were_trained_
     noisy = calibration_inputs(table["denoise"], files, 4, 16)
     assert [x.shape for x in noisy] == [(1, 4, 16, 16)] * 4
     assert all((x[:, 3] >= 0).all() for x in noisy) and any(x[:, 3].max() > 0 for x in noisy)
+
+
+def test_auto_precision_keeps_the_float_files_for_a_16_bit_photo(tmp_path, monkeypatch):
+    """"auto" on a VNNI CPU: an 8-bit photo runs the int8 twin, a 16-bit one the float file, whose
+    output keeps a smooth 16-bit ramp smooth (the int8 network rounds its input to 8 bits)."""
+    import tifffile
+    from PIL import Image
+
+    from truepix.process import process_file
+    from truepix.recipes import Recipe, Step
+
+    monkeypatch.setattr(models, "cpu_runs_int8_fast", lambda: True)
+    recipe = Recipe("upscale-plain", (Step("upscale-x2"),))
+    ramp = np.tile(np.linspace(0.30, 0.32, 96, dtype=np.float32)[None, :, None], (48, 1, 3))
+    tifffile.imwrite(tmp_path / "ramp16.tif", np.round(ramp * 65535).astype(np.uint16), photometric="rgb")
+    Image.fromarray(np.round(photo_like(48, 64, seed=3) * 255).astype(np.uint8)).save(tmp_path / "photo8.png")
+    opts = EngineOptions(tile=64, precision="auto", provider="cpu")
+    r16 = process_file(tmp_path / "ramp16.tif", recipe, options=opts)
+    r8 = process_file(tmp_path / "photo8.png", recipe, options=opts)
+    assert r16.status == "done" and r8.status == "done", (r16.error, r8.error)
+    assert r16.models == ["upscale-x2@1"] and r8.models == ["upscale-x2-int8@1"], (r16.models, r8.models)
+    out = tifffile.imread(r16.output).astype(np.float64) / 65535
+    steps = np.abs(np.diff(out[20:-20, 16:-16, 1], axis=1))
+    assert steps.max() < 0.3 / 255, steps.max() * 255  # well under an 8-bit step: no banding added
