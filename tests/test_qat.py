@@ -100,3 +100,22 @@ def test_a_quantisation_aware_run_trains_and_exports_as_a_plain_network(tmp_path
     state = torch.load(tmp_path / "runs" / "q" / "last.pt", map_location="cpu")
     plain = archs.build(state["arch"], **state["arch_kwargs"])
     plain.load_state_dict(state["model"])  # strict: nothing of the rounding is stored
+
+
+def test_the_demosaic_keeps_its_output_convolutions_float_in_both_tools():
+    """The convolutions that write the output pixels — the demosaic's tail and its Malvar anchor —
+    stay float in the fine-tune and in the int8 file, found in the graph by walking back from the
+    output (the quantiser's pre-processing reorders nodes, so "the last conv in the file" is not)."""
+    import pathlib
+
+    from models.train.quantize import tail_nodes
+
+    net = archs.build("bayer_gamma_rlfn", channels=8, blocks=1)
+    qat.prepare(net)
+    assert not net.tail.quantise_weights and not net.anchor.quantise_weights and not net.anchor.quantise_input
+    assert net.head.quantise_weights and net.body_tail.quantise_weights
+    models_dir = pathlib.Path(REPO) / "models"
+    demosaic = tail_nodes(models_dir / "demosaic.onnx")
+    assert {"/tail/Conv", "/anchor/Conv"} <= set(demosaic) and "/body_tail/Conv" not in demosaic
+    up = tail_nodes(models_dir / "upscale-x2-adaptive.onnx")
+    assert {"/tail/Conv", "/Gather"} <= set(up) and "/body_tail/Conv" not in up

@@ -44,6 +44,7 @@ class AnchorSR(nn.Module):
             layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         layers += [nn.Conv2d(channels, colors * scale * scale, 3, padding=1)]
         self.body = nn.Sequential(*layers)
+        self.output_convs = (f"body.{len(layers) - 1}",)  # writes the output pixels (models.train.qat)
         self.shuffle = nn.PixelShuffle(scale)
         # Channel c*s^2 + k of the shuffle input lands in colour c: repeat each colour s^2 times.
         index = torch.arange(colors).repeat_interleave(scale * scale)
@@ -100,6 +101,8 @@ class RLFNAnchor(nn.Module):
         anchor takes the colours only).
     """
 
+    output_convs = ("tail",)  # the convolutions that write the output pixels (models.train.qat)
+
     def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 5, colors: int = 3, extra: int = 0):
         super().__init__()
         self.scale = scale
@@ -141,6 +144,8 @@ class BayerRLFN(nn.Module):
     guess of ``bayer_anchor_weights`` and shuffled to full resolution, so the network learns only
     what interpolation and noise removal change.
     """
+
+    output_convs = ("tail",)
 
     def __init__(self, channels: int = 48, blocks: int = 4, in_channels: int = 8):
         super().__init__()
@@ -233,6 +238,8 @@ class BayerGammaRLFN(nn.Module):
     ``noise_map_scale``) -> linear RGB (N, 3, 2h, 2w).
     """
 
+    output_convs = ("tail", "anchor")
+
     def __init__(self, channels: int = 48, blocks: int = 4, noise_map_scale: float = 10.0):
         super().__init__()
         self.noise_map_scale = noise_map_scale
@@ -269,6 +276,8 @@ class FoldedRLFN(nn.Module):
     from the optical centre in half-diagonals.  Input (N, colors + extra, H, W), H and W even; output
     (N, colors, H, W).
     """
+
+    output_convs = ("tail",)
 
     def __init__(self, channels: int = 64, blocks: int = 4, colors: int = 3, extra: int = 1):
         super().__init__()

@@ -76,16 +76,16 @@ class QConv2d(nn.Conv2d, _Range):
         return self.out.rounded(y) if self.out is not None else y
 
 
-def prepare(model: nn.Module, float_convs: int = 1) -> list[QConv2d]:
+def prepare(model: nn.Module, float_output: bool = True) -> list[QConv2d]:
     """Turn ``model``'s ``nn.Conv2d`` and ``nn.ReLU`` modules into ``QConv2d`` and ``QReLU`` in place
-    (the same parameters): the rounding points of the int8 file.  The last ``float_convs``
-    convolutions (the tail, which writes the output pixels, and for the demosaic its anchor) stay
-    float, input, weights and output, as ``models.train.quantize --float-convs`` leaves them
-    (``quantize.float_inputs``); so does an anchor no convolution module computes.  A convolution a
-    ReLU follows leaves the rounding to the ReLU."""
+    (the same parameters): the rounding points of the int8 file.  ``float_output``: the convolutions
+    that write the output pixels (the architecture's ``output_convs``: the tail, and the demosaic's
+    Malvar anchor) stay float, input, weights and output, as ``models.train.quantize`` leaves them
+    (``tail_nodes``, ``float_inputs``); so does an anchor no convolution module computes.  A
+    convolution a ReLU follows leaves the rounding to the ReLU."""
+    named = dict(model.named_modules())
+    kept = [named[n] for n in getattr(model, "output_convs", ())] if float_output else []
     convs = []
-    # the last in the network's own order (module order is the graph's for these networks)
-    tail = [m for m in model.modules() if type(m) is nn.Conv2d][-float_convs:] if float_convs else []
     for module in list(model.modules()):
         children = list(module.children())
         for i, child in enumerate(children):
@@ -97,22 +97,23 @@ def prepare(model: nn.Module, float_convs: int = 1) -> list[QConv2d]:
                 child.__class__ = QConv2d
                 child.setup(quantise_weights=True, quantise_output=not relu_next)
                 convs.append(child)
-    for conv in tail:
+    for conv in kept:
         conv.quantise_weights = conv.quantise_input = False
         conv.out = None
     return convs
 
 
 class Rounding:
-    """A trainer's quantisation-aware mode: ``model`` prepared (``float_convs`` as ``prepare``) and
-    its ranges measured on ``calib``; ``tick()`` before each training step measures them again every
-    ``every`` steps, as the weights move."""
+    """A trainer's quantisation-aware mode: ``model`` prepared (``prepare``) and its ranges measured on
+    ``calib``; ``tick()`` before each training step measures them again every ``every`` steps, as
+    the weights move."""
 
-    def __init__(self, model: nn.Module, calib: list[torch.Tensor], every: int, float_convs: int = 1):
+    def __init__(self, model: nn.Module, calib: list[torch.Tensor], every: int):
         self.model, self.calib, self.every, self.count = model, calib, every, 0
-        convs = prepare(model, float_convs)
+        convs = prepare(model)
         calibrate(model, calib)
-        print(f"quantisation-aware: {len(convs)} convolutions ({float_convs} float) and their activations, "
+        kept = len(getattr(model, "output_convs", ()))
+        print(f"quantisation-aware: {len(convs)} convolutions ({kept} float) and their activations, "
               f"ranges from {sum(len(b) for b in calib)} patches every {every} iterations", flush=True)
 
     def tick(self) -> None:

@@ -130,15 +130,32 @@ def denoise_calibration_inputs(files: list[pathlib.Path], count: int, side: int,
 
 
 def tail_nodes(model_path: pathlib.Path, convs: int = 1) -> list[str]:
-    """The nodes from the last ``convs`` convolutions on (the residual's last conv(s), the anchor's
-    gather and add, the pixel shuffle): what writes the output pixels."""
+    """What writes the output pixels: every node between the graph's output and the convolutions
+    that feed it (the residual's last convolution, the demosaic's Malvar anchor, the upscalers'
+    anchor gather and add, the pixel shuffle, the demosaic's decoding curve), found by walking the
+    graph back from its output, not by node order (the quantiser's pre-processing reorders nodes).
+    ``convs`` > 1 walks that many convolution levels up."""
     import onnx
 
     nodes = list(onnx.load(model_path).graph.node)
-    last_conv = [i for i, n in enumerate(nodes) if n.op_type == "Conv"][-convs]
-    tail = [n.name for n in nodes[last_conv:]]
-    tail += [n.name for n in nodes[:last_conv] if n.op_type == "Gather"]  # the anchor's channel repeat
-    return tail
+    graph_outputs = [o.name for o in onnx.load(model_path).graph.output]
+    maker = {o: n for n in nodes for o in n.output}
+    tail: dict[str, None] = {}
+    frontier = [maker[o] for o in graph_outputs if o in maker]
+    for _ in range(convs):
+        reached, seen = [], set()
+        while frontier:
+            node = frontier.pop()
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            tail[node.name] = None
+            if node.op_type == "Conv":
+                reached.append(node)  # a level's convolution: the walk goes on above it at the next level
+                continue
+            frontier += [maker[x] for x in node.input if x in maker]
+        frontier = [maker[x] for c in reached for x in c.input[:1] if x in maker]
+    return list(tail)
 
 
 def head_nodes(model_path: pathlib.Path) -> list[str]:

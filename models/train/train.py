@@ -78,8 +78,6 @@ def parse_args(argv=None):
     p.add_argument("--qat-model", default=None,
                    help="(qat) the manifest model being made int8: the ranges are measured on the very patches "
                         "models.train.quantize calibrates it on (default: training patches)")
-    p.add_argument("--qat-float-convs", type=int, default=1,
-                   help="(qat) the last convolutions kept float, as models.train.quantize --float-convs")
     return p.parse_args(argv)
 
 
@@ -201,7 +199,7 @@ def main(argv=None) -> int:
         from models.train import qat
 
         calib = qat.calibration_batches(args.qat_model, args.data, train_pairs, args.scale, args.patch, args.seed)
-        rounding = qat.Rounding(model, calib, args.qat_recalibrate, args.qat_float_convs)
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate)
 
     def step():
         if rounding is not None:

@@ -67,8 +67,6 @@ def parse_args(argv=None):
                    help="quantisation-aware fine-tune (models.train.qat), ranges measured on the patches "
                         "models.train.quantize calibrates the shipped demosaic on; start it with --init")
     p.add_argument("--qat-recalibrate", type=int, default=100)
-    p.add_argument("--qat-float-convs", type=int, default=2,
-                   help="(qat) the last convolutions kept float (the tail and the anchor), as quantize --float-convs")
     return p.parse_args(argv)
 
 
@@ -116,7 +114,7 @@ def main(argv=None) -> int:
         from models.train import qat
 
         calib = qat.calibration_batches("demosaic", args.data, None, 2, args.patch, args.seed)
-        rounding = qat.Rounding(model, calib, args.qat_recalibrate, args.qat_float_convs)
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate)
 
     def step():
         if rounding is not None:
