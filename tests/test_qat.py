@@ -108,14 +108,18 @@ def test_the_demosaic_keeps_its_output_convolutions_float_in_both_tools():
     output (the quantiser's pre-processing reorders nodes, so "the last conv in the file" is not)."""
     import pathlib
 
-    from models.train.quantize import tail_nodes
+    from models.train.quantize import head_nodes, tail_nodes
 
     net = archs.build("bayer_gamma_rlfn", channels=8, blocks=1)
     qat.prepare(net)
     assert not net.tail.quantise_weights and not net.anchor.quantise_weights and not net.anchor.quantise_input
     assert net.head.quantise_weights and net.body_tail.quantise_weights
+    qat.prepare(head_float := archs.build("bayer_gamma_rlfn", channels=8, blocks=1), float_input=True)
+    assert not head_float.head.quantise_weights and not head_float.head.quantise_input and head_float.head.out is not None
     models_dir = pathlib.Path(REPO) / "models"
     demosaic = tail_nodes(models_dir / "demosaic.onnx")
     assert {"/tail/Conv", "/anchor/Conv"} <= set(demosaic) and "/body_tail/Conv" not in demosaic
+    head = head_nodes(models_dir / "demosaic.onnx")  # the head and the gamma curve that feeds it
+    assert head[0] == "/head/Conv" and "/Mul_2" in head and "/anchor/Conv" not in head
     up = tail_nodes(models_dir / "upscale-x2-adaptive.onnx")
     assert {"/tail/Conv", "/Gather"} <= set(up) and "/body_tail/Conv" not in up

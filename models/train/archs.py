@@ -44,7 +44,8 @@ class AnchorSR(nn.Module):
             layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         layers += [nn.Conv2d(channels, colors * scale * scale, 3, padding=1)]
         self.body = nn.Sequential(*layers)
-        self.output_convs = (f"body.{len(layers) - 1}",)  # writes the output pixels (models.train.qat)
+        # the convolutions that take the image in and that write the output pixels (models.train.qat)
+        self.input_convs, self.output_convs = ("body.0",), (f"body.{len(layers) - 1}",)
         self.shuffle = nn.PixelShuffle(scale)
         # Channel c*s^2 + k of the shuffle input lands in colour c: repeat each colour s^2 times.
         index = torch.arange(colors).repeat_interleave(scale * scale)
@@ -101,7 +102,8 @@ class RLFNAnchor(nn.Module):
         anchor takes the colours only).
     """
 
-    output_convs = ("tail",)  # the convolutions that write the output pixels (models.train.qat)
+    # the convolutions that take the image in and that write the output pixels (models.train.qat)
+    input_convs, output_convs = ("head",), ("tail",)
 
     def __init__(self, scale: int = 2, channels: int = 48, blocks: int = 5, colors: int = 3, extra: int = 0):
         super().__init__()
@@ -145,7 +147,7 @@ class BayerRLFN(nn.Module):
     what interpolation and noise removal change.
     """
 
-    output_convs = ("tail",)
+    input_convs, output_convs = ("head",), ("tail",)
 
     def __init__(self, channels: int = 48, blocks: int = 4, in_channels: int = 8):
         super().__init__()
@@ -238,7 +240,7 @@ class BayerGammaRLFN(nn.Module):
     ``noise_map_scale``) -> linear RGB (N, 3, 2h, 2w).
     """
 
-    output_convs = ("tail", "anchor")
+    input_convs, output_convs = ("head",), ("tail", "anchor")
 
     def __init__(self, channels: int = 48, blocks: int = 4, noise_map_scale: float = 10.0):
         super().__init__()
@@ -277,7 +279,7 @@ class FoldedRLFN(nn.Module):
     (N, colors, H, W).
     """
 
-    output_convs = ("tail",)
+    input_convs, output_convs = ("head",), ("tail",)
 
     def __init__(self, channels: int = 64, blocks: int = 4, colors: int = 3, extra: int = 1):
         super().__init__()

@@ -76,15 +76,18 @@ class QConv2d(nn.Conv2d, _Range):
         return self.out.rounded(y) if self.out is not None else y
 
 
-def prepare(model: nn.Module, float_output: bool = True) -> list[QConv2d]:
+def prepare(model: nn.Module, float_output: bool = True, float_input: bool = False) -> list[QConv2d]:
     """Turn ``model``'s ``nn.Conv2d`` and ``nn.ReLU`` modules into ``QConv2d`` and ``QReLU`` in place
     (the same parameters): the rounding points of the int8 file.  ``float_output``: the convolutions
     that write the output pixels (the architecture's ``output_convs``: the tail, and the demosaic's
     Malvar anchor) stay float, input, weights and output, as ``models.train.quantize`` leaves them
-    (``tail_nodes``, ``float_inputs``); so does an anchor no convolution module computes.  A
-    convolution a ReLU follows leaves the rounding to the ReLU."""
+    (``tail_nodes``, ``float_inputs``); so does an anchor no convolution module computes.
+    ``float_input``: the convolutions that take the image in (``input_convs``) keep float weights
+    and an unrounded input, their output rounded (``quantize --float-head``).  A convolution a ReLU
+    follows leaves the rounding to the ReLU."""
     named = dict(model.named_modules())
     kept = [named[n] for n in getattr(model, "output_convs", ())] if float_output else []
+    heads = [named[n] for n in getattr(model, "input_convs", ())] if float_input else []
     convs = []
     for module in list(model.modules()):
         children = list(module.children())
@@ -97,8 +100,9 @@ def prepare(model: nn.Module, float_output: bool = True) -> list[QConv2d]:
                 child.__class__ = QConv2d
                 child.setup(quantise_weights=True, quantise_output=not relu_next)
                 convs.append(child)
-    for conv in kept:
+    for conv in kept + heads:
         conv.quantise_weights = conv.quantise_input = False
+    for conv in kept:
         conv.out = None
     return convs
 
@@ -108,11 +112,11 @@ class Rounding:
     ``calib``; ``tick()`` before each training step measures them again every ``every`` steps, as
     the weights move."""
 
-    def __init__(self, model: nn.Module, calib: list[torch.Tensor], every: int):
+    def __init__(self, model: nn.Module, calib: list[torch.Tensor], every: int, float_input: bool = False):
         self.model, self.calib, self.every, self.count = model, calib, every, 0
-        convs = prepare(model)
+        convs = prepare(model, float_input=float_input)
         calibrate(model, calib)
-        kept = len(getattr(model, "output_convs", ()))
+        kept = len(getattr(model, "output_convs", ())) + (len(getattr(model, "input_convs", ())) if float_input else 0)
         print(f"quantisation-aware: {len(convs)} convolutions ({kept} float) and their activations, "
               f"ranges from {sum(len(b) for b in calib)} patches every {every} iterations", flush=True)
 

@@ -159,10 +159,27 @@ def tail_nodes(model_path: pathlib.Path, convs: int = 1) -> list[str]:
 
 
 def head_nodes(model_path: pathlib.Path) -> list[str]:
-    """The first convolution (the image's colours in, a few channels: little compute, all precision)."""
+    """The first convolution and everything that prepares its input (the demosaic's gamma curve and
+    noise planes): the image in, a few channels, little compute and all the precision a raw file's
+    shadows have."""
     import onnx
 
-    return [next(n.name for n in onnx.load(model_path).graph.node if n.op_type == "Conv")]
+    nodes = list(onnx.load(model_path).graph.node)
+    maker = {o: n for n in nodes for o in n.output}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    # the head: the convolution no other convolution feeds (the anchor, fed by the input too, is the tail's)
+    def ancestors(node, seen):
+        for x in node.input:
+            m = maker.get(x)
+            if m is not None and m.name not in seen:
+                seen[m.name] = m
+                ancestors(m, seen)
+        return seen
+
+    heads = [c for c in convs if not any(m.op_type == "Conv" for m in ancestors(c, {}).values())]
+    tail = set(tail_nodes(model_path))
+    head = next(c for c in heads if c.name not in tail)
+    return [head.name] + [name for name in ancestors(head, {})]
 
 
 def quantize(src: pathlib.Path, dst: pathlib.Path, inputs: list[np.ndarray], *, method: str = "minmax",

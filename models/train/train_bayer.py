@@ -67,6 +67,9 @@ def parse_args(argv=None):
                    help="quantisation-aware fine-tune (models.train.qat), ranges measured on the patches "
                         "models.train.quantize calibrates the shipped demosaic on; start it with --init")
     p.add_argument("--qat-recalibrate", type=int, default=100)
+    p.add_argument("--qat-quantise-head", action="store_true",
+                   help="(qat) round the first convolution too (default float, as quantize --float-head: the "
+                        "raw planes' precision goes into it)")
     return p.parse_args(argv)
 
 
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
         from models.train import qat
 
         calib = qat.calibration_batches("demosaic", args.data, None, 2, args.patch, args.seed)
-        rounding = qat.Rounding(model, calib, args.qat_recalibrate)
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate, float_input=not args.qat_quantise_head)
 
     def step():
         if rounding is not None:
