@@ -50,6 +50,14 @@ def test_curves_invert_every_16_bit_code():
     assert abs(float(srgb_to_linear(np.float32(0.5))) - 0.21404) < 1e-4
 
 
+def test_curves_clip_and_take_nan_and_infinities_to_the_range():
+    x = np.array([np.nan, np.inf, -np.inf, -0.5, 1.5, 0.04045, 0.0031308], np.float32)
+    dec, enc = srgb_to_linear(x), linear_to_srgb(x)
+    assert np.allclose(dec[:5], [0, 1, 0, 0, 1], atol=1e-6) and np.allclose(enc[:5], [0, 1, 0, 0, 1], atol=1e-6)
+    assert dec[5] == np.float32(0.04045) / np.float32(12.92)  # the linear segment up to its end
+    assert enc[6] == np.float32(0.0031308) * np.float32(12.92)
+
+
 # --- round trips ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("channels", [3, 1])

@@ -43,19 +43,26 @@ def _chunked(x, out, fn) -> np.ndarray:
     return out
 
 
+def _clipped(s: np.ndarray) -> np.ndarray:
+    """``s`` clipped to 0..1 with NaN -> 0 (fmax ignores a NaN; +-inf clip to 1 and 0)."""
+    return np.fmin(np.fmax(s, np.float32(0)), np.float32(1))
+
+
 def _decode(s: np.ndarray) -> np.ndarray:
-    s = np.clip(np.nan_to_num(s), 0.0, 1.0)
-    low = s <= np.float32(0.04045)
-    r = np.power((s + _A) / np.float32(1.055), np.float32(2.4))
-    r[low] = s[low] / np.float32(12.92)
+    s = _clipped(s)
+    r = s + _A
+    r /= np.float32(1.055)
+    np.power(r, np.float32(2.4), out=r)
+    np.copyto(r, s / np.float32(12.92), where=s <= np.float32(0.04045))
     return r
 
 
 def _encode(s: np.ndarray) -> np.ndarray:
-    s = np.clip(np.nan_to_num(s), 0.0, 1.0)
-    low = s <= np.float32(0.0031308)
-    r = np.float32(1.055) * np.power(s, np.float32(1 / 2.4)) - _A
-    r[low] = s[low] * np.float32(12.92)
+    s = _clipped(s)
+    r = np.power(s, np.float32(1 / 2.4))
+    r *= np.float32(1.055)
+    r -= _A
+    np.copyto(r, s * np.float32(12.92), where=s <= np.float32(0.0031308))
     return r
 
 
