@@ -114,8 +114,9 @@ def test_the_demosaic_keeps_its_output_convolutions_float_in_both_tools():
     qat.prepare(net)
     assert not net.tail.quantise_weights and not net.anchor.quantise_weights and not net.anchor.quantise_input
     assert net.head.quantise_weights and net.body_tail.quantise_weights
-    qat.prepare(head_float := archs.build("bayer_gamma_rlfn", channels=8, blocks=1), float_input=True)
-    assert not head_float.head.quantise_weights and not head_float.head.quantise_input and head_float.head.out is not None
+    hf = archs.build("bayer_gamma_rlfn", channels=8, blocks=1)
+    qat.prepare(hf, float_input=True)  # quantize --float-head: the raw planes go into the head unrounded
+    assert not hf.head.quantise_weights and not hf.head.quantise_input and hf.head.out is not None
     models_dir = pathlib.Path(REPO) / "models"
     demosaic = tail_nodes(models_dir / "demosaic.onnx")
     assert {"/tail/Conv", "/anchor/Conv"} <= set(demosaic) and "/body_tail/Conv" not in demosaic

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bench engines instead: a batch of --files synthetic photos of --sizes[0] MP through "
                         "truepix process, locally (1 and 2 threads) and on a local Ray (1 and 2 workers)")
     p.add_argument("--files", type=int, default=16, help="(--engine) photos in the batch (default 16)")
+    p.add_argument("--pair", action="store_true",
+                   help="(--engine) only the two-core pair: local with 2 threads against Ray with 2 workers "
+                        "(a long batch without the single-core rows)")
     p.add_argument("--recipe", default="upscale", help="(--engine) the recipe (default upscale)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)

@@ -349,11 +349,12 @@ def _case_line(case: dict) -> str:
 
 
 def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "upscale", workers=(1, 2),
-                     tile: int = 512) -> dict:
+                     tile: int = 512, pair_only: bool = False) -> dict:
     """A batch of ``files`` synthetic 16-bit TIFFs of ``megapixels`` through ``truepix process``,
     each way in a fresh command (wall time from start to exit, Ray's start included): the local
     engine with 1 and with ``max(workers)`` ONNX Runtime threads, then the Ray engine (a local
-    instance) with each count of ``workers``, one thread each.  Output MP/s and files per second."""
+    instance) with each count of ``workers``, one thread each; ``pair_only``: only the local engine
+    with ``max(workers)`` threads and Ray with as many workers.  Output MP/s and files per second."""
     import os
     import shutil
     import tempfile
@@ -372,6 +373,8 @@ def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "up
         top = max(workers)
         cases = [("local", 1, ["--threads", "1"]), ("local", top, ["--threads", str(top)])]
         cases += [("ray", n, ["--engine", "ray", "--workers", str(n), "--threads", "1"]) for n in workers]
+        if pair_only:
+            cases = [c for c in cases if c[1] == top]
         for engine, n, extra in cases:
             out = pathlib.Path(tmp) / "out"
             shutil.rmtree(out, ignore_errors=True)
