@@ -263,7 +263,7 @@ def cmd_bench(args) -> int:
     _require_extras(args)
     if args.engine:
         result = run_engine_bench(files=args.files, megapixels=(args.sizes or [2])[0], recipe=args.recipe,
-                                  tile=opts.tile, pair_only=args.pair)
+                                  tile=opts.tile, pair_only=args.pair, ray_address=args.ray_address)
         print(format_batch_table(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")

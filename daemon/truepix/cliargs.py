@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", action="store_true",
                    help="(--engine) only the two-core pair: local with 2 threads against Ray with 2 workers "
                         "(a long batch without the single-core rows)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="(--engine) the Ray rows join this running cluster (e.g. auto, after `ray start --head`) "
+                        "instead of starting a local instance per command")
     p.add_argument("--recipe", default="upscale", help="(--engine) the recipe (default upscale)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE")
     _add_engine_args(p)

@@ -349,12 +349,13 @@ def _case_line(case: dict) -> str:
 
 
 def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "upscale", workers=(1, 2),
-                     tile: int = 512, pair_only: bool = False) -> dict:
+                     tile: int = 512, pair_only: bool = False, ray_address: str | None = None) -> dict:
     """A batch of ``files`` synthetic 16-bit TIFFs of ``megapixels`` through ``truepix process``,
     each way in a fresh command (wall time from start to exit, Ray's start included): the local
     engine with 1 and with ``max(workers)`` ONNX Runtime threads, then the Ray engine (a local
     instance) with each count of ``workers``, one thread each; ``pair_only``: only the local engine
-    with ``max(workers)`` threads and Ray with as many workers.  Output MP/s and files per second."""
+    with ``max(workers)`` threads and Ray with as many workers.  ``ray_address``: the Ray rows join
+    that running cluster (its start is then not in their time).  Output MP/s and files per second."""
     import os
     import shutil
     import tempfile
@@ -372,7 +373,8 @@ def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "up
         w, h = tifffile.TiffFile(src / "b000.tif").pages[0].shape[1::-1]
         top = max(workers)
         cases = [("local", 1, ["--threads", "1"]), ("local", top, ["--threads", str(top)])]
-        cases += [("ray", n, ["--engine", "ray", "--workers", str(n), "--threads", "1"]) for n in workers]
+        joined = ["--ray-address", ray_address] if ray_address else []
+        cases += [("ray", n, ["--engine", "ray", "--workers", str(n), "--threads", "1", *joined]) for n in workers]
         if pair_only:
             cases = [c for c in cases if c[1] == top]
         for engine, n, extra in cases:
@@ -400,12 +402,14 @@ def run_engine_bench(files: int = 16, megapixels: float = 2.0, recipe: str = "up
     import onnxruntime
 
     return {"batch": rows, "files": files, "megapixels": megapixels, "recipe": recipe, "tile": tile,
+            "ray_address": ray_address,
             "onnxruntime": onnxruntime.__version__, "cpu_count": __import__("os").cpu_count()}
 
 
 def format_batch_table(result: dict) -> str:
+    joined = f", Ray rows joining the running cluster {result['ray_address']}" if result.get("ray_address") else ""
     lines = [f"{result['files']} files of {result['megapixels']} MP, recipe {result['recipe']}, tile {result['tile']}, "
-             f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs", "",
+             f"onnxruntime {result['onnxruntime']}, {result['cpu_count']} CPUs{joined}", "",
              "| engine | files | seconds (command) | files/s | output MP/s | seconds per file (in the worker) "
              "| files/s at work (start-up excluded) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
