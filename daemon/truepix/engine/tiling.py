@@ -134,7 +134,8 @@ def iter_tiled(
                 np.add(region[:top], src[:top], out=region[:top])
             if ov:
                 np.add(region[top:, :ov], src[top:, :ov], out=region[top:, :ov])
-            region[top:, ov:] = src[top:, ov:]
+            for ch in range(kept.shape[0]):  # plane by plane: a third of the time of one transposed copy
+                region[top:, ov:, ch] = kept[ch, top:, ov:]
             prev_stop = rx.stop
             done += 1
             if progress:
