@@ -11,6 +11,7 @@ by band through the guard to a ``Sink`` (``Collect`` keeps it as linear light).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -349,13 +350,26 @@ def enhance(
     kept.start(out_h, out_w)
     anchor = _anchor(source, total_scale, guards) if recipe.guard else None
     measure = fidelity.Report(source, total_scale) if recipe.guard else None
-    for y, rows in bands:
+    def finish(y: int, rows: np.ndarray) -> None:
         np.clip(rows, 0.0, 1.0, out=rows)
         for y0, done in anchor.push(rows) if anchor is not None else [(y, rows)]:
             if measure is not None:
                 np.clip(done, 0.0, 1.0, out=done)
                 measure.push(done)
             kept.write(y0, done)
+
+    # The guard, the report and the sink take each band in a thread of their own, in order, while the
+    # network computes the next band (numpy and ONNX Runtime both release the GIL): their single-
+    # threaded work hides behind the network's.  One band waits at most; an error in either thread
+    # ends the run.
+    with ThreadPoolExecutor(1, thread_name_prefix="truepix-finish") as pool:
+        pending = None
+        for y, rows in bands:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(finish, y, rows)
+        if pending is not None:
+            pending.result()
     report: dict[str, float] = dict(decided)
     if recipe.guard:
         report["anchor_max_correction"] = round(anchor.max_correction, 5)
