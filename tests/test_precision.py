@@ -32,6 +32,8 @@ def test_every_int8_twin_is_a_shipped_int8_row_with_its_float_rows_engine_keys()
             assert getattr(q, key) == getattr(f, key), (twin, key)
         if f.clean_model:  # an adaptive twin hands clean files to the clean row's twin when there is one
             assert q.clean_model == table[f.clean_model].int8_model or f.clean_model
+        # the same arithmetic: the bench's GMAC/s column needs it on the twin's row too
+        assert q.extra.get("macs_per_input_pixel") == f.extra.get("macs_per_input_pixel") is not None, twin
         metrics = q.extra["metrics"]
         for data in ("Set5", "Set14", "BSD100"):  # measured on the int8 file, beside the float one
             assert abs(metrics[data]["delta_psnr_y"]) <= 0.05, (twin, data, metrics[data])

@@ -35,7 +35,7 @@ IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 # the engine keys an int8 row shares with its float row (models.ModelInfo's typed fields and the core)
 _SHARED = ("version", "task", "scale", "input", "transfer", "receptive_radius", "opset", "anchor", "anchor_block",
            "anchor_tolerance", "camera_anchor", "camera_anchor_tolerance", "clamp_radius", "noise_gate",
-           "noise_map_scale", "kind_model", "output", "arch", "parameters")
+           "noise_map_scale", "kind_model", "output", "arch", "parameters", "macs_per_input_pixel")
 
 
 def twin_row(float_row: dict, rows: list[dict], name: str, path: pathlib.Path, sha: str, precision: str,
