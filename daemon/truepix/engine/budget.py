@@ -14,15 +14,17 @@ The model, in bytes, for P input pixels of width W, steps of scale s_i, the outp
 O bytes (3 channels at the recipe's bit depth; 0 for a TIFF or PNG, written band by band;
 12 bytes = one float32 RGB pixel)::
 
-    peak = 24 P + max(max_{i<last} 12 (p_i + k_i p_i s_i^2), 16 p_last + 2 k_last band) + O + BASE
+    peak = 24 P + max(max_{i<last} 12 (p_i + k_i p_i s_i^2), 16 p_last + 3 k_last band) + O + BASE
     band = 12 (tile + 16) s_last^2 W_last
 
 with p_i the pixels entering step i (16 bytes a pixel for the last step's network input with its
-extra plane), k_i = 2 for a step that may blend two runs, else 1; BASE covers ONNX Runtime's
-arena, the libraries and the tiles in flight.  Measured against it (docs/reliability.md, "Memory"):
-a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file peaked at 1375 MB (`truepix bench
---sizes 24 --model upscale-x2`, its file-to-file row; 2518 MB before the output streamed); the
-estimate for it is 1.57 GB — meant to be on the safe side, not exact.
+extra plane), k_i = 2 for a step that may blend two runs, else 1, three bands a run (the one being
+built, the one the guard and the sink finish in their own thread, the carry between them); BASE
+covers ONNX Runtime's arena, the libraries and the tiles in flight.  Measured against it
+(docs/reliability.md, "Memory"): a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file
+peaked at 1375 MB (`truepix bench --sizes 24 --model upscale-x2`, its file-to-file row; 2518 MB
+before the output streamed); the estimate for it is 1.57 GB (two bands a run then; 1.71 GB with
+three) — meant to be on the safe side, not exact.
 A RAW developed by truepix's own demosaic keeps its whole output (``develop``); the
 estimate's 24 P covers its mosaic and camera RGB at the input's size.
 
@@ -88,7 +90,7 @@ def estimate(width: int, height: int, recipe, table, tile: int = 512) -> Estimat
             peak_steps = max(peak_steps, 12 * (p_in + branches * p_in * s * s))
         else:  # band by band into the output's samples
             band = 12 * (tile + 16) * s * s * w_in
-            peak_steps = max(peak_steps, 16 * p_in + 2 * branches * band)
+            peak_steps = max(peak_steps, 16 * p_in + 3 * branches * band)
     p_out = p * scale * scale
     out_bytes = p_out * 3 * (recipe.bit_depth // 8 if hasattr(recipe, "bit_depth") else 2)
     # a TIFF or PNG is written band by band (io/stream.py): only a JPEG's samples (or a photo with
