@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from truepix.engine import fidelity, models, rawnoise
+from truepix.engine import device, fidelity, models, rawnoise
 from truepix.engine.pipeline import EngineOptions, enhance
 from truepix.engine.tiling import run_tiled
 from truepix.errors import RecipeError
@@ -122,12 +122,12 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     name = sess.get_inputs()[0].name
 
     def net(patch: np.ndarray) -> np.ndarray:
-        return sess.run(None, {name: patch})[0]
+        return device.run(sess, name, patch)
 
     pad = max(model.receptive_radius, options.overlap)
     # The tile is counted in half-resolution sites: the same memory per cell as an RGB model's.
-    rgb = run_tiled(net, inp, 2, tile=options.tile, pad=pad, overlap=options.overlap, out_channels=3,
-                    progress=progress)
+    rgb = run_tiled(net, inp, 2, tile=device.tile_for(model, sess, options.tile), pad=pad, overlap=options.overlap,
+                    out_channels=3, progress=progress)
     del inp
     correction = 0.0
     if guard:  # on the padded result, whose RGGB tiles are those of ``ref``

@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 
 from truepix.colour import linear_to_srgb, srgb_to_linear
-from truepix.engine import fidelity, models
+from truepix.engine import device, fidelity, models
 from truepix.engine.restrain import restrain
 from truepix.engine.tiling import iter_tiled, run_tiled
 from truepix.errors import RecipeError
@@ -98,8 +98,8 @@ def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, floa
 
 
 def _prepare(model: models.ModelInfo, pixels: np.ndarray, options: EngineOptions, params: dict):
-    """(the tile function, the network's input, the tile padding, the step's strength) of one
-    network over ``pixels`` (``run_model``)."""
+    """(the tile function, the network's input, the tile padding, the step's strength, the tile side:
+    ``device.tile_for``) of one network over ``pixels`` (``run_model``)."""
     kind = model.kind
     if not kind.rgb:
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
@@ -114,17 +114,17 @@ def _prepare(model: models.ModelInfo, pixels: np.ndarray, options: EngineOptions
     def net(patch: np.ndarray) -> np.ndarray:
         h, w = patch.shape[2:]
         if folded and (h % 2 or w % 2):  # the network folds 2x2 pixels: even sides
-            out = sess.run(None, {name: np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)),
-                                               mode="reflect")})[0][:, :, :h, :w]
+            out = device.run(sess, name, np.pad(patch, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)),
+                                                mode="reflect"))[:, :, :h, :w]
         else:
-            out = sess.run(None, {name: patch})[0]
+            out = device.run(sess, name, patch)
         if restraint is not None:  # per tile: the tile's padding covers the filters' windows
             c = out.shape[1]
             for i in range(out.shape[0]):
                 restrain(out[i].transpose(1, 2, 0), patch[i, :c].transpose(1, 2, 0), *restraint)
         return out
 
-    return net, feed, max(model.receptive_radius, options.overlap), strength
+    return net, feed, max(model.receptive_radius, options.overlap), strength, device.tile_for(model, sess, options.tile)
 
 
 def run_model(
@@ -146,8 +146,8 @@ def run_model(
     the input is flat and noisy).
     """
     params = params or {}
-    net, feed, pad, strength = _prepare(model, pixels, options, params)
-    out = run_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
+    net, feed, pad, strength, tile = _prepare(model, pixels, options, params)
+    out = run_tiled(net, feed, model.scale, tile=tile, pad=pad, overlap=options.overlap,
                     out_channels=pixels.shape[2], progress=progress)
     if strength < 1.0:
         out *= np.float32(strength)
@@ -171,10 +171,10 @@ def model_rows(
     if whole or model.kind.finishes(model, params):
         yield 0, run_model(model, pixels, options, progress, params)
         return
-    net, feed, pad, strength = _prepare(model, pixels, options, params)
+    net, feed, pad, strength, tile = _prepare(model, pixels, options, params)
     if strength < 1.0 and model.scale != 1:
         raise RecipeError(f"{model.name}: strength blends toward the input, which needs a same-size model")
-    for y, rows in iter_tiled(net, feed, model.scale, tile=options.tile, pad=pad, overlap=options.overlap,
+    for y, rows in iter_tiled(net, feed, model.scale, tile=tile, pad=pad, overlap=options.overlap,
                               out_channels=pixels.shape[2], progress=progress):
         if strength < 1.0:
             rows *= np.float32(strength)
