@@ -124,3 +124,19 @@ def test_the_demosaic_keeps_its_output_convolutions_float_in_both_tools():
     assert head[0] == "/head/Conv" and "/Mul_2" in head and "/anchor/Conv" not in head
     up = tail_nodes(models_dir / "upscale-x2-adaptive.onnx")
     assert {"/tail/Conv", "/Gather"} <= set(up) and "/body_tail/Conv" not in up
+
+
+def test_the_denoiser_trains_quantisation_aware_on_its_own_calibration_patches(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(np.round(photo_like(128, 128, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
+    train = [sys.executable, "-m", "models.train.train_restore", "--task", "denoise", "--name", "d", "--iters", "2",
+             "--batch", "2", "--patch", "32", "--ckpt-every", "2", "--val-count", "1", "--channels", "8",
+             "--blocks", "1", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs"), "--qat"]
+    proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "quantisation-aware: 7 convolutions (2 float)" in proc.stdout and "iter 2" in proc.stdout

@@ -172,6 +172,11 @@ def parse_args(argv=None):
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs"))
+    p.add_argument("--qat", action="store_true",
+                   help="quantisation-aware fine-tune (models.train.qat) of the shipped model of --task, ranges "
+                        "measured on the patches models.train.quantize calibrates it on; the head float "
+                        "(quantize --float-head); start it with --init")
+    p.add_argument("--qat-recalibrate", type=int, default=100)
     return p.parse_args(argv)
 
 
@@ -209,7 +214,16 @@ def main(argv=None) -> int:
     print(f"{len(images)} training images, {len(val_images)} held out; {arch} {arch_kwargs}: "
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
 
+    rounding = None
+    if args.qat:
+        from models.train import qat
+
+        calib = qat.calibration_batches(args.task, args.data, None, 1, args.patch, args.seed)
+        rounding = qat.Rounding(model, calib, args.qat_recalibrate, float_input=True)
+
     def step():
+        if rounding is not None:
+            rounding.tick()
         x, y = sampler.batch(args.batch)
         return loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
 
