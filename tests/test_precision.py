@@ -37,9 +37,15 @@ def test_every_int8_twin_is_a_shipped_int8_row_with_its_float_rows_engine_keys()
         metrics = q.extra["metrics"]
         for data in ("Set5", "Set14", "BSD100"):  # measured on the int8 file, beside the float one
             assert abs(metrics[data]["delta_psnr_y"]) <= 0.05, (twin, data, metrics[data])
-        import onnx
 
-        graph = onnx.load(q.path).graph  # the anchor repeats the unrounded pixels (a 16-bit file's too)
+
+def test_every_int8_twins_anchor_repeats_the_unrounded_input():
+    """The anchor (the input pixels repeated into the output) reads the float input, not its 8-bit
+    rounding, so a 16-bit photo's anchor keeps its bits (quantize.float_inputs)."""
+    onnx = pytest.importorskip("onnx")
+    table = models.load_manifest()
+    for twin in _twins(table).values():
+        graph = onnx.load(table[twin].path).graph
         gathers = [n for n in graph.node if n.op_type == "Gather"]
         assert gathers and all(n.input[0] == graph.input[0].name for n in gathers), twin
 
