@@ -12,6 +12,8 @@ from conftest import REPO, photo_like
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+if str(REPO) not in sys.path:  # the training code lives in models/ at the repository root, not in the package
+    sys.path.insert(0, str(REPO))
 from models.train import archs, qat  # noqa: E402
 
 
