@@ -85,18 +85,24 @@ def test_the_rounding_is_as_large_as_onnx_runtime_int8s(tmp_path):
     assert 1 / 1.5 < ratio < 1.5, (np.mean(fq_err), np.mean(ort_err))
 
 
-def test_a_quantisation_aware_run_trains_and_exports_as_a_plain_network(tmp_path):
+def _train(tmp_path, module: str, count: int, side: int, *args: str) -> subprocess.CompletedProcess:
+    """``python -m models.train.MODULE`` on ``count`` small photos of ``side`` pixels, in ``tmp_path``."""
     from PIL import Image
 
     data = tmp_path / "data"
     data.mkdir()
-    for i in range(5):
-        Image.fromarray(np.round(photo_like(64, 64, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    for i in range(count):
+        Image.fromarray(np.round(photo_like(side, side, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
-    train = [sys.executable, "-m", "models.train.train", "--name", "q", "--iters", "6", "--batch", "2", "--patch",
-             "16", "--ckpt-every", "3", "--val-count", "1", "--jitter", "1.0", "--channels", "8", "--body", "2",
-             "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs"), "--qat", "--qat-recalibrate", "2"]
-    proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    cmd = [sys.executable, "-m", f"models.train.{module}", *args, "--threads", "1", "--data", str(data),
+           "--runs", str(tmp_path / "runs")]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+def test_a_quantisation_aware_run_trains_and_exports_as_a_plain_network(tmp_path):
+    proc = _train(tmp_path, "train", 5, 64, "--name", "q", "--iters", "6", "--batch", "2", "--patch", "16",
+                  "--ckpt-every", "3", "--val-count", "1", "--jitter", "1.0", "--channels", "8", "--body", "2",
+                  "--qat", "--qat-recalibrate", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "quantisation-aware: 4 convolutions" in proc.stdout and "iter 6" in proc.stdout
     state = torch.load(tmp_path / "runs" / "q" / "last.pt", map_location="cpu")
@@ -129,16 +135,8 @@ def test_the_demosaic_keeps_its_output_convolutions_float_in_both_tools():
 
 
 def test_the_denoiser_trains_quantisation_aware_on_its_own_calibration_patches(tmp_path):
-    from PIL import Image
-
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        Image.fromarray(np.round(photo_like(128, 128, seed=i) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "daemon")])}
-    train = [sys.executable, "-m", "models.train.train_restore", "--task", "denoise", "--name", "d", "--iters", "2",
-             "--batch", "2", "--patch", "32", "--ckpt-every", "2", "--val-count", "1", "--channels", "8",
-             "--blocks", "1", "--threads", "1", "--data", str(data), "--runs", str(tmp_path / "runs"), "--qat"]
-    proc = subprocess.run(train, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = _train(tmp_path, "train_restore", 4, 128, "--task", "denoise", "--name", "d", "--iters", "2", "--batch",
+                  "2", "--patch", "32", "--ckpt-every", "2", "--val-count", "1", "--channels", "8", "--blocks", "1",
+                  "--qat")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "quantisation-aware: 7 convolutions (2 float)" in proc.stdout and "iter 2" in proc.stdout
