@@ -170,7 +170,7 @@ class FileWorker:
         table = models.with_precision(models.load_manifest(), job.options.precision, job.options.provider)
         for step in job.recipe.steps:  # load the sessions now, once per actor
             if step.model in table and table[step.model].kind.rgb:
-                models.session(table[step.model], job.options.provider, job.options.threads)
+                models.runner(table[step.model], job.options.provider, job.options.threads)
         self.node = os.uname().nodename
 
     def __call__(self, batch: dict) -> dict:

@@ -20,7 +20,9 @@ O bytes (3 channels at the recipe's bit depth; 0 for a TIFF or PNG, written band
 with p_i the pixels entering step i (16 bytes a pixel for the last step's network input with its
 extra plane), k_i = 2 for a step that may blend two runs, else 1, three bands a run (the one being
 built, the one the guard and the sink finish in their own thread, the carry between them); BASE
-covers ONNX Runtime's arena, the libraries and the tiles in flight.  Measured against it
+covers ONNX Runtime's arena, the libraries and one cell's network run; each further cell run side
+by side on the CPU (``models.runner``, two) adds its network's feature maps for a tile with its
+margins, ``device.bytes_per_input_pixel`` x (tile + 32)^2 (0.23 GB for the 48-channel upscalers).  Measured against it
 (docs/reliability.md, "Memory"): a 24 MP 16-bit TIFF upscaled 2x to a 96 MP TIFF file to file
 peaked at 1375 MB (`truepix bench --sizes 24 --model upscale-x2`, its file-to-file row; 2518 MB
 before the output streamed); the estimate for it is 1.57 GB (two bands a run then; 1.71 GB with
@@ -36,6 +38,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from truepix.engine.models import CELL_WORKERS
 from truepix.io import formats
 
 BASE = 400 << 20
@@ -65,32 +68,36 @@ def memory_limit(limit_mb: int = 0) -> int:
     return int(0.75 * ram) if ram else 8 * GB
 
 
-def _steps(recipe, table) -> list[tuple[int, int]]:
-    """(scale, branches) of each step the manifest knows."""
+def _steps(recipe, table) -> list[tuple[int, int, int]]:
+    """(scale, branches, bytes of one cell's network run) of each step the manifest knows."""
+    from truepix.engine.device import bytes_per_input_pixel
+
     out = []
     for step in recipe.steps:
         info = table.get(step.model)
         if info is None:
             continue
         blend = info.kind.may_blend(step.params)
-        out.append((int(info.scale), 2 if blend else 1))
+        out.append((int(info.scale), 2 if blend else 1, bytes_per_input_pixel(info)))
     return out
 
 
-def estimate(width: int, height: int, recipe, table, tile: int = 512) -> Estimate:
-    """The job's peak memory and output for an input of ``width`` x ``height`` pixels."""
+def estimate(width: int, height: int, recipe, table, tile: int = 512, workers: int = CELL_WORKERS) -> Estimate:
+    """The job's peak memory and output for an input of ``width`` x ``height`` pixels, its cells run
+    ``workers`` side by side (``models.runner``)."""
     p = width * height
     steps = _steps(recipe, table)
     peak_steps = 0
     scale = 1
-    for i, (s, branches) in enumerate(steps):
+    for i, (s, branches, per_pixel) in enumerate(steps):
         p_in, w_in = p * scale * scale, width * scale
         scale *= s
+        cells = (workers - 1) * per_pixel * (tile + 32) ** 2  # the cells run beside the one BASE covers
         if i < len(steps) - 1:
-            peak_steps = max(peak_steps, 12 * (p_in + branches * p_in * s * s))
+            peak_steps = max(peak_steps, 12 * (p_in + branches * p_in * s * s) + cells)
         else:  # band by band into the output's samples
             band = 12 * (tile + 16) * s * s * w_in
-            peak_steps = max(peak_steps, 16 * p_in + 3 * branches * band)
+            peak_steps = max(peak_steps, 16 * p_in + 3 * branches * band + cells)
     p_out = p * scale * scale
     out_bytes = p_out * 3 * (recipe.bit_depth // 8 if hasattr(recipe, "bit_depth") else 2)
     # a TIFF or PNG is written band by band (io/stream.py): only a JPEG's samples (or a photo with

@@ -118,7 +118,7 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     inp = feed(model, planes, mos.wb, told)
     ref = site_means(planes, mos.wb) if guard else None
     del planes
-    sess = models.session(model, options.provider, options.threads)
+    sess, workers = models.runner(model, options.provider, options.threads)
     name = sess.get_inputs()[0].name
 
     def net(patch: np.ndarray) -> np.ndarray:
@@ -127,7 +127,7 @@ def demosaic(mos: RawMosaic, model: models.ModelInfo, options: EngineOptions = E
     pad = max(model.receptive_radius, options.overlap)
     # The tile is counted in half-resolution sites: the same memory per cell as an RGB model's.
     rgb = run_tiled(net, inp, 2, tile=device.tile_for(model, sess, options.tile), pad=pad, overlap=options.overlap,
-                    out_channels=3, progress=progress)
+                    out_channels=3, progress=progress, workers=workers)
     del inp
     correction = 0.0
     if guard:  # on the padded result, whose RGGB tiles are those of ``ref``

@@ -35,7 +35,8 @@ def _decode_for_means(cells: np.ndarray) -> np.ndarray:
     idx = np.multiply(cells, 65535, dtype=np.float32)
     idx += 0.5
     np.clip(idx, 0, 65535, out=idx)
-    return _DECODE_LUT[idx.astype(np.uint16)]
+    # take with uint16 indices, which are in range: half the time of ``lut[idx]`` (which first widens them)
+    return _DECODE_LUT.take(idx.astype(np.uint16), mode="wrap")
 
 
 def block_means(img: np.ndarray, block: int, linear: bool = False) -> np.ndarray:
@@ -231,10 +232,16 @@ def area_downscale(img: np.ndarray, scale: int) -> np.ndarray:
     """Mean over each ``scale`` x ``scale`` cell: (H*s, W*s, C) -> (H, W, C) float32."""
     hs, ws, c = img.shape
     h, w = hs // scale, ws // scale
-    out = np.zeros((h, w, c), np.float32)
-    for dy in range(scale):  # scale^2 strided adds beat a mean over non-adjacent axes
-        for dx in range(scale):
-            out += img[dy:h * scale:scale, dx:w * scale:scale]
+    # the rows of a cell first (whole rows: contiguous adds), then its columns on the result, a
+    # quarter of the data at x2: 0.8 of the time of scale^2 adds of strided views
+    rows = img[:h * scale].reshape(h, scale, ws * c)
+    acc = rows[:, 0].copy()
+    for dy in range(1, scale):
+        acc += rows[:, dy]
+    cols = acc.reshape(h, ws, c)[:, :w * scale].reshape(h, w, scale * c)
+    out = cols[:, :, :c].copy()
+    for dx in range(1, scale):
+        out += cols[:, :, dx * c:(dx + 1) * c]
     out *= np.float32(1.0 / (scale * scale))
     return out
 

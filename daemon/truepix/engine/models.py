@@ -314,6 +314,42 @@ def engine_summary(provider: str = "auto", precision: str = "auto") -> str:
     return f"{choose_providers(provider)[1]}; precision {chosen_precision(precision, provider)[1]}"
 
 
+# Cells run side by side on the CPU provider (``runner``): two single-threaded ONNX Runtime calls on
+# two cells beat one call with two threads here (no barrier after each layer; a third thread -- the
+# guard's -- takes a core from one cell, not from a layer both wait on): docs/benchmarks.md,
+# "Cells side by side".
+CELL_WORKERS = 2
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or taskset's limit)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cell_split(provider: str = "auto", threads: int = 0) -> tuple[int, int]:
+    """(cells run side by side, ONNX Runtime threads per call) for ``threads`` CPU threads (0: every
+    core).  On a GPU provider one cell at a time with ``threads``, as ONNX Runtime is given them."""
+    if choose_providers(provider)[0][0] != "CPUExecutionProvider":
+        return 1, threads
+    cores = threads if threads > 0 else cpu_cores()
+    workers = max(1, min(CELL_WORKERS, cores))
+    return workers, max(1, cores // workers)
+
+
+def runner(model: ModelInfo, provider: str = "auto", threads: int = 0):
+    """(session, workers): the session the tiled engine runs ``model`` with, ``threads`` split over
+    ``workers`` cells run side by side (``cell_split``); one cell at a time if the session fell back
+    from a GPU provider to the CPU."""
+    workers, per_call = cell_split(provider, threads)
+    sess = session(model, provider, per_call)
+    if workers > 1 and sess.get_providers()[0] != "CPUExecutionProvider":
+        workers = 1
+    return sess, workers
+
+
 def session(model: ModelInfo, provider: str = "auto", threads: int = 0):
     """A cached ``onnxruntime.InferenceSession`` for ``model``.
 

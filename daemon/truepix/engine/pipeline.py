@@ -99,12 +99,13 @@ def restraint_of(model: models.ModelInfo, pixels: np.ndarray) -> tuple[int, floa
 
 def _prepare(model: models.ModelInfo, pixels: np.ndarray, options: EngineOptions, params: dict):
     """(the tile function, the network's input, the tile padding, the step's strength, the tile side:
-    ``device.tile_for``) of one network over ``pixels`` (``run_model``)."""
+    ``device.tile_for``, the cells run side by side: ``models.runner``) of one network over ``pixels``
+    (``run_model``)."""
     kind = model.kind
     if not kind.rgb:
         raise RecipeError(f"{model.name}: takes {model.input} input, which only a RAW development can feed "
                           "(it must be the first step of a recipe for RAW files)")
-    sess = models.session(model, options.provider, options.threads)
+    sess, workers = models.runner(model, options.provider, options.threads)
     name = sess.get_inputs()[0].name
     strength = kind.strength(model, params)
     feed = kind.feed(model, pixels, params, options.provider, options.threads)
@@ -124,7 +125,8 @@ def _prepare(model: models.ModelInfo, pixels: np.ndarray, options: EngineOptions
                 restrain(out[i].transpose(1, 2, 0), patch[i, :c].transpose(1, 2, 0), *restraint)
         return out
 
-    return net, feed, max(model.receptive_radius, options.overlap), strength, device.tile_for(model, sess, options.tile)
+    tile = device.tile_for(model, sess, options.tile)
+    return net, feed, max(model.receptive_radius, options.overlap), strength, tile, workers
 
 
 def run_model(
@@ -146,9 +148,9 @@ def run_model(
     the input is flat and noisy).
     """
     params = params or {}
-    net, feed, pad, strength, tile = _prepare(model, pixels, options, params)
+    net, feed, pad, strength, tile, workers = _prepare(model, pixels, options, params)
     out = run_tiled(net, feed, model.scale, tile=tile, pad=pad, overlap=options.overlap,
-                    out_channels=pixels.shape[2], progress=progress)
+                    out_channels=pixels.shape[2], progress=progress, workers=workers)
     if strength < 1.0:
         out *= np.float32(strength)
         out += np.float32(1 - strength) * pixels
@@ -171,11 +173,11 @@ def model_rows(
     if whole or model.kind.finishes(model, params):
         yield 0, run_model(model, pixels, options, progress, params)
         return
-    net, feed, pad, strength, tile = _prepare(model, pixels, options, params)
+    net, feed, pad, strength, tile, workers = _prepare(model, pixels, options, params)
     if strength < 1.0 and model.scale != 1:
         raise RecipeError(f"{model.name}: strength blends toward the input, which needs a same-size model")
     for y, rows in iter_tiled(net, feed, model.scale, tile=tile, pad=pad, overlap=options.overlap,
-                              out_channels=pixels.shape[2], progress=progress):
+                              out_channels=pixels.shape[2], progress=progress, workers=workers):
         if strength < 1.0:
             rows *= np.float32(strength)
             rows += np.float32(1 - strength) * pixels[y:y + len(rows)]

@@ -16,12 +16,14 @@ Arrays are float32 (H, W, C); ``fn`` maps a (1, C, h, w) array to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["iter_tiled", "run_tiled", "tile_starts"]
+__all__ = ["iter_tiled", "map_ordered", "run_tiled", "tile_starts"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,29 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     n = math.ceil((length - overlap) / (tile - overlap))
     step = math.ceil((length - overlap) / n)
     return [i * step for i in range(n)]
+
+
+def map_ordered(fn: Callable, items: Iterable, workers: int = 1) -> Iterator:
+    """``map(fn, items)`` with ``workers`` calls side by side in threads (``fn`` must be thread-safe:
+    an ONNX Runtime session is), results in order.  At most ``workers`` + 1 calls are started ahead
+    of the consumer, so memory follows the workers, not the items.  An error in a call is raised
+    where its result is taken; a consumer that stops early leaves no call running behind it."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="truepix-cell")
+    ahead: deque = deque()
+    try:
+        for item in items:
+            ahead.append(pool.submit(fn, item))
+            if len(ahead) > workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+    finally:
+        for future in ahead:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def _cells(length: int, tile: int, overlap: int) -> list[_Cell]:
@@ -94,6 +119,7 @@ def iter_tiled(
     overlap: int = 8,
     out_channels: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``run_tiled``'s output as it is finished, one band of cells at a time, top to bottom.
 
@@ -109,40 +135,52 @@ def iter_tiled(
     rows, cols = _cells(h, tile, overlap), _cells(w, tile, overlap)
     total, done = len(rows) * len(cols), 0
     carry: np.ndarray | None = None  # the previous band's bottom overlap, already weighted
-    for i, ry in enumerate(rows):
-        # Each output pixel is written once and added to only where cells overlap: the band's top rows
-        # hold the previous band's weighted overlap (``carry``), a cell's left columns the cell before.
-        band = np.empty(((ry.stop - ry.start) * scale, w * scale, oc), np.float32)
-        top = 0 if carry is None else len(carry)
-        if top:
-            band[:top] = carry
-        prev_stop = 0
+
+    def run_cell(cell: tuple[_Cell, _Cell]) -> np.ndarray:
+        ry, rx = cell
         y0, y1 = max(ry.start - pad, 0), min(ry.stop + pad, h)
-        for rx in cols:
-            x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
-            patch = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None])
-            result = fn(patch)[0]  # (C', h*s, w*s), a fresh array we may change
-            # Keep the cell itself; the context margins are discarded.
-            oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
-            kept = result[:, oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
-            if not kept.flags.writeable:
-                kept = kept.copy()
-            _feather_(kept, ry, rx, scale)
-            region, src = band[:, rx.start * scale:rx.stop * scale], kept.transpose(1, 2, 0)
-            ov = max(0, prev_stop - rx.start) * scale  # columns the cell before already wrote
+        x0, x1 = max(rx.start - pad, 0), min(rx.stop + pad, w)
+        return fn(np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)[None]))[0]
+
+    # the cells' results in order, ``workers`` computed side by side (a band's last cells beside the
+    # next band's first)
+    results = map_ordered(run_cell, ((ry, rx) for ry in rows for rx in cols), workers)
+    try:
+        for i, ry in enumerate(rows):
+            # Each output pixel is written once and added to only where cells overlap: the band's top rows
+            # hold the previous band's weighted overlap (``carry``), a cell's left columns the cell before.
+            band = np.empty(((ry.stop - ry.start) * scale, w * scale, oc), np.float32)
+            top = 0 if carry is None else len(carry)
             if top:
-                np.add(region[:top], src[:top], out=region[:top])
-            if ov:
-                np.add(region[top:, :ov], src[top:, :ov], out=region[top:, :ov])
-            for ch in range(kept.shape[0]):  # plane by plane: a third of the time of one transposed copy
-                region[top:, ov:, ch] = kept[ch, top:, ov:]
-            prev_stop = rx.stop
-            done += 1
-            if progress:
-                progress(done, total)
-        final = (rows[i + 1].start - ry.start) * scale if i + 1 < len(rows) else len(band)
-        carry = band[final:].copy() if final < len(band) else None
-        yield ry.start * scale, band[:final]
+                band[:top] = carry
+            prev_stop = 0
+            y0 = max(ry.start - pad, 0)
+            for rx in cols:
+                x0 = max(rx.start - pad, 0)
+                result = next(results)  # (C', h*s, w*s), a fresh array we may change
+                # Keep the cell itself; the context margins are discarded.
+                oy, ox = (ry.start - y0) * scale, (rx.start - x0) * scale
+                kept = result[:, oy:oy + (ry.stop - ry.start) * scale, ox:ox + (rx.stop - rx.start) * scale]
+                if not kept.flags.writeable:
+                    kept = kept.copy()
+                _feather_(kept, ry, rx, scale)
+                region, src = band[:, rx.start * scale:rx.stop * scale], kept.transpose(1, 2, 0)
+                ov = max(0, prev_stop - rx.start) * scale  # columns the cell before already wrote
+                if top:
+                    np.add(region[:top], src[:top], out=region[:top])
+                if ov:
+                    np.add(region[top:, :ov], src[top:, :ov], out=region[top:, :ov])
+                for ch in range(kept.shape[0]):  # plane by plane: a third of the time of one transposed copy
+                    region[top:, ov:, ch] = kept[ch, top:, ov:]
+                prev_stop = rx.stop
+                done += 1
+                if progress:
+                    progress(done, total)
+            final = (rows[i + 1].start - ry.start) * scale if i + 1 < len(rows) else len(band)
+            carry = band[final:].copy() if final < len(band) else None
+            yield ry.start * scale, band[:final]
+    finally:
+        results.close()  # a consumer that stopped early: no cell left running
 
 
 def run_tiled(
@@ -155,6 +193,7 @@ def run_tiled(
     overlap: int = 8,
     out_channels: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Apply ``fn`` to ``image`` cell by cell and blend the results.
 
@@ -167,6 +206,7 @@ def run_tiled(
         overlap: minimum overlap between neighbouring cells, blended.
         out_channels: C' if it differs from C.
         progress: called as ``progress(cells_done, cells_total)``.
+        workers: cells computed side by side (``map_ordered``; ``fn`` must then be thread-safe).
 
     Returns:
         float32 (H*scale, W*scale, C').
@@ -174,6 +214,6 @@ def run_tiled(
     h, w, c = image.shape
     out = np.empty((h * scale, w * scale, out_channels or c), np.float32)
     for y, rows in iter_tiled(fn, image, scale, tile=tile, pad=pad, overlap=overlap,
-                              out_channels=out_channels, progress=progress):
+                              out_channels=out_channels, progress=progress, workers=workers):
         out[y:y + len(rows)] = rows
     return out

@@ -5,12 +5,15 @@ RAW development file to file (truepix's ``develop`` recipe to a linear DNG, next
 Each case (method x input size) runs in a fresh child process, so its peak
 resident memory (``ru_maxrss``) is its own: the synthetic input image, the
 engine's buffers and ONNX Runtime's arena, all counted.  Throughput is output
-megapixels per second of the upscaling itself (the model path includes the
-sRGB conversion around the network, the tiling and the fidelity guard); the
-"(file to file)" rows time ``truepix process`` on a 16-bit TIFF instead:
-decoding, enhancing, encoding a 16-bit TIFF and carrying the metadata; the
-"(network only)" rows time ONNX Runtime alone over the same tiles, the
-ceiling for the engine path.  Pillow's bicubic runs in the same
+megapixels per second of the upscaling itself: a model's row is the engine as
+``truepix process`` runs a 16-bit photo, less decoding and writing (its sRGB-encoded
+values in, the tiling, the fidelity guard and its report, the output's 16-bit samples
+out; until 2026-12-03 the row took linear light in and gave linear light back, two
+passes through the sRGB curve that no file's path makes); the "(file to file)" rows
+time ``truepix process`` on a 16-bit TIFF: decoding, enhancing, encoding a 16-bit
+TIFF and carrying the metadata; the "(network only)" rows time ONNX Runtime alone
+over the same tiles, run as the engine runs them (cells side by side on the CPU):
+the ceiling for the engine path.  Pillow's bicubic runs in the same
 command as the baseline, OpenCV dnn_superres peers too when given.
 """
 
@@ -152,11 +155,16 @@ def _case(method: str, megapixels: float, tile: int, threads: int, provider: str
         from truepix.engine.pipeline import EngineOptions, enhance
         from truepix.recipes import Recipe, Step
 
+        from truepix.io.encode import Samples
+
         info = models.get_model(method)
         scale = info.scale
         recipe = Recipe(method, (Step(method),))
         options = EngineOptions(provider=provider, threads=threads, tile=tile)
-        run = lambda: enhance(img, None, recipe, options)  # noqa: E731
+        # as `truepix process` runs a 16-bit photo, less its decoding and writing: the file's
+        # sRGB-encoded values in, the output's 16-bit samples out (``io.encode.Samples``)
+        work = [img.copy() for _ in range(repeat)]  # the engine takes its input over: a copy each, made here
+        run = lambda: enhance(work.pop(), None, recipe, options, sink=Samples("tiff", 16), transfer="srgb")  # noqa: E731
     best = math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -212,14 +220,15 @@ def _file_case(method: str, megapixels: float, tile: int, threads: int, provider
 
 
 def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provider: str, repeat: int) -> dict:
-    """ONNX Runtime alone over the same tiles (with their context margin), outputs discarded:
-    the ceiling the engine path is measured against."""
+    """ONNX Runtime alone over the same tiles (with their context margin), run as the engine runs
+    them (``models.runner``: cells side by side on the CPU), outputs discarded: the ceiling the
+    engine path is measured against."""
     from truepix.engine import models
     from truepix.engine.pipeline import EngineOptions
-    from truepix.engine.tiling import tile_starts
+    from truepix.engine.tiling import map_ordered, tile_starts
 
     info = models.get_model(method[: -len(NETWORK_ONLY)])
-    sess = models.session(info, provider, threads)
+    sess, workers = models.runner(info, provider, threads)
     name = sess.get_inputs()[0].name
     img = info.kind.feed(info, img, {}, provider, threads)  # the planes its kind adds (engine/kinds.py)
     h, w = img.shape[:2]
@@ -233,8 +242,9 @@ def _network_case(method: str, img: np.ndarray, tile: int, threads: int, provide
     best = math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
-        for y0, y1, x0, x1 in patches:
-            sess.run(None, {name: np.ascontiguousarray(img[y0:y1, x0:x1].transpose(2, 0, 1)[None])})
+        for _ in map_ordered(lambda p: sess.run(None, {name: np.ascontiguousarray(
+                img[p[0]:p[1], p[2]:p[3]].transpose(2, 0, 1)[None])}), patches, workers):
+            pass
         best = min(best, time.perf_counter() - t0)
     out_mp = h * w * info.scale**2 / 1e6
     row = _row(method, w, h, out_mp, best)
