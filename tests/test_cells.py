@@ -3,6 +3,7 @@ threads (``models.runner``), and the result is the one a single call at a time g
 
 from __future__ import annotations
 
+import pathlib
 import threading
 import time
 
@@ -83,3 +84,21 @@ def test_the_cpu_threads_are_split_over_cells_and_a_gpu_runs_one_cell(monkeypatc
     monkeypatch.setattr(models, "choose_providers", lambda p: (["CUDAExecutionProvider", "CPUExecutionProvider"], ""))
     assert models.cell_split("auto", 0) == (1, 0)
     assert models.cell_split("auto", 4) == (1, 4)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_a_job_hands_onnx_runtimes_arena_back_before_its_metadata_and_the_next_job_is_unchanged():
+    recipe = Recipe("upscale", (Step("upscale-x2"),))
+    img = photo_like(1024, 1024)
+    first = enhance(img, None, recipe, EngineOptions(provider="cpu", threads=2)).pixels
+    before = _rss_mb()
+    models.release_memory()
+    after = _rss_mb()
+    assert before - after > 50, (before, after)  # the arena held two cells' feature maps: ~110 MB here
+    again = enhance(img, None, recipe, EngineOptions(provider="cpu", threads=2)).pixels
+    np.testing.assert_array_equal(again, first)  # the arena grows back; the result is the same

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from truepix import outputs
 from truepix.engine.control import Control
+from truepix.engine.models import release_memory
 from truepix.engine.pipeline import EngineOptions
 from truepix.engine.run import run
 from truepix.errors import ImageReadError, ImageWriteError, TruepixError
@@ -246,6 +247,7 @@ def finish(
             sink.abort()  # nothing partial left beside the original
         raise
     result = FileResult(source=str(source), status="done", models=out.models, fidelity=out.fidelity)
+    release_memory()  # ONNX Runtime's arenas, before the metadata copy holds the output file
     if isinstance(decoded, RawMosaic):
         decoded.mosaic = decoded.rgb = None  # the developed image is all that is needed now
         written, (h, w), printed = encode_raw(dest, out, decoded, recipe, source, overwrite=overwrite, record=record)

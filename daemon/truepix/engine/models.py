@@ -339,6 +339,32 @@ def cell_split(provider: str = "auto", threads: int = 0) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
+def release_memory() -> None:
+    """Hand the memory ONNX Runtime's arenas keep after a job back to the system: each cached session
+    runs one 16-pixel input with arena shrinking asked for (ONNX Runtime frees its arena's unused
+    chunks at the end of such a run; it never does otherwise).  Called between a job's engine and
+    its metadata: Exiv2 then holds the whole output file, and at 24 MP x2 the arenas kept 0.4 GB of
+    the process's 0.5 GB at that moment (docs/benchmarks.md, "INT8 (issue 19)").  A session that
+    cannot take the small input is left as it is."""
+    import numpy as np
+    import onnxruntime as ort
+
+    with _sessions_lock:
+        sessions = list(_sessions.values())
+    for sess in sessions:
+        device = "cpu:0" if sess.get_providers()[0] == "CPUExecutionProvider" else "cpu:0;gpu:0"
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", device)
+        feed = {}
+        for inp in sess.get_inputs():
+            shape = [d if isinstance(d, int) else 16 for d in inp.shape]
+            feed[inp.name] = np.zeros(shape, np.float32)
+        try:
+            sess.run(None, feed, run_options=options)
+        except Exception as e:  # noqa: BLE001 - a model with other input rules: its arena stays
+            log.debug("engine: arena of %s not released: %s", sess, e)
+
+
 def runner(model: ModelInfo, provider: str = "auto", threads: int = 0):
     """(session, workers): the session the tiled engine runs ``model`` with, ``threads`` split over
     ``workers`` cells run side by side (``cell_split``); one cell at a time if the session fell back
