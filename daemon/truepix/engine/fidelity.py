@@ -272,44 +272,55 @@ def report(out: np.ndarray, inp: np.ndarray, scale: int, block: int = 8) -> dict
 
 class Report:
     """``report`` over output rows that arrive top to bottom: ``push(rows)``, then ``result()``.
-    Holds at most one row of blocks (a copy only of the rows it holds)."""
+    Holds at most one row of blocks (a copy only of the rows it holds).
+
+    Each row of blocks is measured whole while it is in the cache -- its means in light, then its
+    back-projection -- rather than each measure passing over a whole band: the band is read from
+    memory once, not twice (the int8 x2 engine at 6 MP, best of three, two alternations: 2.45 and
+    2.46 s against 2.62 and 2.51 s: a few per cent, the size of this machine's noise)."""
 
     def __init__(self, inp: np.ndarray, scale: int, block: int = 8):
         self.inp, self.scale, self.rows_per_block = inp, scale, block * scale
         self.mean_in = block_means(inp, block, linear=True)
         self.means: list[np.ndarray] = []
         self.pending: np.ndarray | None = None  # rows of an incomplete row of blocks
-        self.split: np.ndarray | None = None    # rows of an incomplete cell of s rows
-        self.received = 0
+        self.done = 0                           # output rows measured
+        self.total = inp.shape[0] * scale
         self.sq, self.n = 0.0, 0
 
     def push(self, rows: np.ndarray) -> None:
+        b = self.rows_per_block
+        if self.pending is not None:  # complete the held row of blocks first (a copy of its rows only)
+            head, rows = rows[:b - len(self.pending)], rows[b - len(self.pending):]
+            self.pending = np.concatenate([self.pending, head])
+            if len(self.pending) < b and self.done + len(self.pending) < self.total:
+                return
+            self._measure(self.pending)
+            self.pending = None
+        whole = len(rows) - len(rows) % b
+        for y in range(0, whole, b):
+            self._measure(rows[y:y + b])
+        rest = rows[whole:]
+        if len(rest):
+            if self.done + len(rest) == self.total:
+                self._measure(rest)  # the photo's last, short row of blocks
+            else:
+                self.pending = rest.copy()
+
+    def _measure(self, cells: np.ndarray) -> None:
+        """One row of blocks (``rows_per_block`` output rows, fewer at the bottom): its means in light
+        and its back-projection error against the input rows it came from."""
         s = self.scale
-        self.received += len(rows)
-        # back-projection over whole cells of s rows (a chunk that splits one is joined to the next:
-        # a copy the engine never needs, its bands end on multiples of s)
-        cells = rows if self.split is None else np.concatenate([self.split, rows])
-        y = self.received - len(cells)
-        whole_cells = len(cells) - len(cells) % s
-        down = area_downscale(cells[:whole_cells], s)
-        err = (down - self.inp[y // s:y // s + len(down)]).ravel()
+        if self.done + len(cells) > self.total or len(cells) % s:
+            raise ValueError(f"Report: rows {self.done}..{self.done + len(cells)} do not fit an output of "
+                             f"{self.total} rows at scale {s}")
+        self.means.append(block_means(cells, self.rows_per_block, linear=True))
+        down = area_downscale(cells, s)
+        y = self.done // s
+        err = (down - self.inp[y:y + len(down)]).ravel()
         self.sq += float(np.dot(err, err))
         self.n += err.size
-        self.split = cells[whole_cells:].copy() if whole_cells < len(cells) else None
-        last = self.received == self.inp.shape[0] * s
-        if self.pending is not None:  # complete the held row of blocks first (a copy of its rows only)
-            head = self.rows_per_block - len(self.pending)
-            if head > len(rows) and not last:
-                self.pending = np.concatenate([self.pending, rows])
-                return
-            self.means.append(block_means(np.concatenate([self.pending, rows[:head]]), self.rows_per_block,
-                                          linear=True))
-            rows, self.pending = rows[head:], None
-        whole = len(rows) if last else len(rows) - len(rows) % self.rows_per_block
-        if whole:
-            self.means.append(block_means(rows[:whole], self.rows_per_block, linear=True))
-        if whole < len(rows):
-            self.pending = rows[whole:].copy()
+        self.done += len(cells)
 
     def result(self) -> dict[str, float]:
         mi, mo = self.mean_in, np.concatenate(self.means)
